@@ -1,0 +1,145 @@
+//! `fastchat-server`: see docs/interface.md.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use fastchat_server::store::Store;
+use fastchat_server::store::sqlite::SqliteStore;
+use fastchat_server::{Config, tls};
+use tokio::net::TcpListener;
+
+/// A FastChat chat server: accounts, groups and durable, ordered delivery of end-to-end
+/// encrypted messages (it only ever sees ciphertext).
+#[derive(Debug, Parser)]
+#[command(name = "fastchat-server", version)]
+struct Args {
+    /// Address to accept client connections on.
+    #[arg(long, default_value = "127.0.0.1:7400", value_name = "ADDR")]
+    listen: String,
+    /// Database: sqlite://PATH (default: $XDG_DATA_HOME/fastchat/server.db).
+    #[arg(long, env = "FASTCHAT_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// This server's name, shown to clients and in logs.
+    #[arg(long, value_name = "NAME", default_value = "server-1")]
+    id: String,
+    /// PEM certificate chain: serve TLS on the client port (needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Connections beyond this are refused with a TooManyConnections error.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_connections: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let url = match args.database_url {
+        Some(url) => url,
+        None => default_database()?,
+    };
+    let store = open_store(&url).await?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let config = Config {
+        server_id: args.id,
+        max_connections: args.max_connections,
+        ..Config::default()
+    };
+    tracing::info!(%addr, tls = tls.is_some(), database = %redact(&url), "serving");
+    println!("listening on {addr}");
+    fastchat_server::run(listener, store, config, tls, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        anyhow::bail!(
+            "this build does not support PostgreSQL yet; use --database-url sqlite://PATH"
+        );
+    }
+    let store = SqliteStore::open(url)
+        .await
+        .with_context(|| format!("cannot open database {url}"))?;
+    Ok(Arc::new(store))
+}
+
+/// `$XDG_DATA_HOME/fastchat/server.db`, creating the folder.
+fn default_database() -> anyhow::Result<String> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .context("neither XDG_DATA_HOME nor HOME is set; pass --database-url")?;
+    let dir = base.join("fastchat");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(format!("sqlite://{}", dir.join("server.db").display()))
+}
+
+/// Hides a password in a database URL before it is logged.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

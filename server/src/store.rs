@@ -1,0 +1,238 @@
+//! The one interface to the server's database. All SQL lives behind it, in one module per
+//! backend ([`sqlite`] now; PostgreSQL is a second implementation of the same trait).
+//!
+//! Invariants every backend keeps:
+//! - A message is assigned `last_seq + 1` of its conversation and the counter is written back
+//!   in the same transaction, so sequence numbers are gap-free and in commit order.
+//! - `(conversation, sender, client_msg_id)` is unique: a resend returns the original's
+//!   sequence number and is not stored again.
+//! - Membership is kept as stretches (`joined_after < seq <= left_after`), and every read of
+//!   messages for a user goes through them: nobody reads from before joining or after leaving.
+//! - Membership changes and appends to the same conversation are serialised, so the audience
+//!   returned with an append is exactly who may see those messages.
+//! - Nothing is half-stored: each method is one transaction.
+
+pub mod rules;
+pub mod sqlite;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fastchat_proto::{
+    AmendGroup, ClientMsgId, ConversationId, ConversationInfo, EpochKey, EpochMaterial, ErrorBody,
+    ErrorCode, Sent, Seq, StoredMessage, Timestamp,
+};
+
+/// A user's row id. Never leaves the server: the wire names users by username.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub i64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    /// An argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// A message to append, already checked for size by the caller.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub conversation: ConversationId,
+    pub sender: User,
+    pub client_msg_id: ClientMsgId,
+    pub envelope: Bytes,
+}
+
+/// What became of one message of an appended batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, with this sequence number.
+    Stored(StoredMessage),
+    /// Stored before under the same client message id; nothing new was written.
+    Duplicate(Sent),
+}
+
+impl Appended {
+    #[must_use]
+    pub fn sent(&self) -> Sent {
+        match self {
+            Appended::Stored(m) => Sent {
+                seq: m.seq,
+                sent_at: m.sent_at,
+            },
+            Appended::Duplicate(sent) => *sent,
+        }
+    }
+}
+
+/// The result of appending a batch in one transaction.
+#[derive(Debug, Default)]
+pub struct AppendOutcome {
+    /// One entry per message of the batch, in order. A refused message (not a member, ...)
+    /// does not stop the others.
+    pub results: Vec<Result<Appended, ErrorBody>>,
+    /// For each conversation that got new messages: its members when they were committed.
+    pub audiences: HashMap<ConversationId, Vec<UserId>>,
+}
+
+/// A conversation after a change, and everyone who should hear of it (old and new members).
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub info: ConversationInfo,
+    pub notify: Vec<UserId>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The request is refused for a reason the client is told (unknown user, not an admin,
+    /// name taken, ...).
+    #[error("{0}")]
+    Refused(ErrorBody),
+    /// The database could not be reached or is busy; nothing was applied.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("cannot run migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    pub(crate) fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
+        StoreError::Refused(ErrorBody::new(code, message))
+    }
+
+    /// What the client is told. Database details stay in the server's log.
+    #[must_use]
+    pub fn to_error_body(&self) -> ErrorBody {
+        match self {
+            StoreError::Refused(body) => body.clone(),
+            StoreError::Unavailable(_) => ErrorBody::new(
+                ErrorCode::Unavailable,
+                "the database is unavailable; try again",
+            ),
+            StoreError::Database(_) | StoreError::Migrate(_) => {
+                ErrorBody::new(ErrorCode::Internal, "internal database error")
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            // SQLITE_BUSY / SQLITE_LOCKED: another writer held the database past the busy
+            // timeout. Transient; the client retries.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+                StoreError::Unavailable(e)
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the server persists. Implementations are cheap to share (`Arc<dyn Store>`).
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates an account. `UsernameTaken` if the name exists.
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        public_key: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<User>;
+
+    async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>>;
+
+    async fn create_session(
+        &self,
+        user: UserId,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// The user of an unexpired session.
+    async fn session_user(
+        &self,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<Option<User>>;
+
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<()>;
+
+    async fn set_public_key(&self, user: UserId, public_key: &[u8]) -> StoreResult<()>;
+
+    async fn public_key(&self, username: &str) -> StoreResult<Option<Bytes>>;
+
+    /// Creates a group of `creator` (its first admin) and `members`, at epoch 1.
+    async fn create_group(
+        &self,
+        creator: &User,
+        name: &str,
+        members: &[String],
+        material: &EpochMaterial,
+        now: Timestamp,
+    ) -> StoreResult<Changed>;
+
+    /// Adds and removes members (admins only) and starts epoch `new_epoch`.
+    async fn amend_group(
+        &self,
+        by: &User,
+        amend: &AmendGroup,
+        now: Timestamp,
+    ) -> StoreResult<Changed>;
+
+    /// The direct conversation of `user` and `peer`, created (at epoch 1) if there is none;
+    /// `notify` is empty when it existed already.
+    async fn open_direct(
+        &self,
+        user: &User,
+        peer: &str,
+        material: &EpochMaterial,
+        now: Timestamp,
+    ) -> StoreResult<Changed>;
+
+    /// The conversations `user` is a member of now.
+    async fn conversations(&self, user: UserId) -> StoreResult<Vec<ConversationInfo>>;
+
+    /// Every conversation `user` is or was a member of.
+    async fn visible_conversations(&self, user: UserId) -> StoreResult<Vec<ConversationId>>;
+
+    /// Appends a batch of messages in one transaction (group commit).
+    async fn append(&self, batch: &[NewMessage], now: Timestamp) -> StoreResult<AppendOutcome>;
+
+    /// Messages of `conversation` after `after` that `user` may see, oldest first.
+    async fn messages_after(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        after: Seq,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredMessage>>;
+
+    /// Records how far `user` has read; never moves backwards.
+    async fn ack(&self, user: UserId, conversation: ConversationId, seq: Seq) -> StoreResult<()>;
+
+    /// `user`'s wrapped key for every epoch of `conversation` it was a member of.
+    async fn epoch_keys(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+    ) -> StoreResult<Vec<EpochKey>>;
+}

@@ -1,0 +1,730 @@
+//! The embedded SQLite backend.
+//!
+//! One writer connection and a small pool of readers: SQLite has a single writer anyway, and
+//! giving it one connection means transactions never wait on `SQLITE_BUSY`, while WAL lets the
+//! readers go on during a write. `synchronous = FULL` makes every commit durable before the
+//! server acks it, so an acked message survives a power cut, not just a crash.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fastchat_proto::{
+    AmendGroup, ClientMsgId, ConversationId, ConversationInfo, ConversationKind, Epoch, EpochKey,
+    EpochMaterial, ErrorCode, Member, Sent, Seq, StoredMessage, Timestamp,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection};
+
+use super::rules::{self, CurrentMember};
+use super::{
+    AppendOutcome, Appended, Changed, Credentials, NewMessage, Store, StoreError, StoreResult,
+    User, UserId,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/server/sqlite");
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or a bare path) and
+    /// runs the migrations.
+    ///
+    /// # Errors
+    /// If the file cannot be opened or created, or a migration fails.
+    pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+        let options = if url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url)?
+        } else {
+            SqliteConnectOptions::new().filename(url)
+        };
+        Self::open_with(options).await
+    }
+
+    /// Opens the database file at `path`; see [`SqliteStore::open`].
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn open_path(path: &Path) -> StoreResult<SqliteStore> {
+        Self::open_with(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> StoreResult<SqliteStore> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqliteStore { writer, readers })
+    }
+
+    /// Closes both pools, waiting for running queries.
+    pub async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+}
+
+fn not_found_user(name: &str) -> StoreError {
+    StoreError::refused(ErrorCode::UnknownUser, format!("no user named {name}"))
+}
+
+fn unknown_conversation(id: ConversationId) -> StoreError {
+    StoreError::refused(
+        ErrorCode::UnknownConversation,
+        format!("no conversation {}", id.0),
+    )
+}
+
+async fn user_id(conn: &mut SqliteConnection, name: &str) -> StoreResult<UserId> {
+    sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = ?1")
+        .bind(name)
+        .fetch_optional(conn)
+        .await?
+        .map(UserId)
+        .ok_or_else(|| not_found_user(name))
+}
+
+async fn current_members(
+    conn: &mut SqliteConnection,
+    conversation: ConversationId,
+) -> StoreResult<Vec<CurrentMember>> {
+    let rows = sqlx::query(
+        "SELECT u.username, ms.is_admin FROM memberships ms JOIN users u ON u.id = ms.user_id
+         WHERE ms.conversation_id = ?1 AND ms.left_after IS NULL ORDER BY u.username",
+    )
+    .bind(conversation.0)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| CurrentMember {
+            username: r.get(0),
+            admin: r.get::<bool, _>(1),
+        })
+        .collect())
+}
+
+async fn current_member_ids(
+    conn: &mut SqliteConnection,
+    conversation: ConversationId,
+) -> StoreResult<Vec<UserId>> {
+    let ids = sqlx::query_scalar::<_, i64>(
+        "SELECT user_id FROM memberships WHERE conversation_id = ?1 AND left_after IS NULL",
+    )
+    .bind(conversation.0)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(UserId).collect())
+}
+
+async fn load_info(
+    conn: &mut SqliteConnection,
+    conversation: ConversationId,
+) -> StoreResult<ConversationInfo> {
+    let row = sqlx::query("SELECT kind, name, epoch, last_seq FROM conversations WHERE id = ?1")
+        .bind(conversation.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| unknown_conversation(conversation))?;
+    let kind = match (
+        row.get::<String, _>(0).as_str(),
+        row.get::<Option<String>, _>(1),
+    ) {
+        ("group", Some(name)) => ConversationKind::Group { name },
+        _ => ConversationKind::Direct,
+    };
+    let members = current_members(conn, conversation)
+        .await?
+        .into_iter()
+        .map(|m| Member {
+            username: m.username,
+            admin: m.admin,
+        })
+        .collect();
+    Ok(ConversationInfo {
+        id: conversation,
+        kind,
+        members,
+        epoch: Epoch(row.get::<u32, _>(2)),
+        last_seq: Seq(row.get(3)),
+    })
+}
+
+/// Records epoch `epoch` with its proof and the keys wrapped for its members.
+async fn insert_epoch(
+    conn: &mut SqliteConnection,
+    conversation: ConversationId,
+    epoch: Epoch,
+    by: UserId,
+    material: &EpochMaterial,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO epochs (conversation_id, epoch, changed_by, proof, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .bind(conversation.0)
+    .bind(epoch.0)
+    .bind(by.0)
+    .bind(material.proof.as_ref())
+    .bind(now.0)
+    .execute(&mut *conn)
+    .await?;
+    for key in &material.keys {
+        let member = user_id(conn, &key.username).await?;
+        sqlx::query(
+            "INSERT INTO epoch_keys (conversation_id, epoch, user_id, wrapped)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(conversation.0)
+        .bind(epoch.0)
+        .bind(member.0)
+        .bind(key.wrapped.as_ref())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn join(
+    conn: &mut SqliteConnection,
+    conversation: ConversationId,
+    user: UserId,
+    admin: bool,
+    after: Seq,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO memberships (conversation_id, user_id, is_admin, joined_after)
+         VALUES (?1, ?2, ?3, ?4)",
+    )
+    .bind(conversation.0)
+    .bind(user.0)
+    .bind(admin)
+    .bind(after.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> StoredMessage {
+    let id: Vec<u8> = row.get(3);
+    let mut client_msg_id = [0; 16];
+    // The column is only ever written from a 16-byte ClientMsgId.
+    if id.len() == 16 {
+        client_msg_id.copy_from_slice(&id);
+    }
+    StoredMessage {
+        conversation: ConversationId(row.get(0)),
+        seq: Seq(row.get(1)),
+        sender: row.get(2),
+        client_msg_id: ClientMsgId(client_msg_id),
+        sent_at: Timestamp(row.get(4)),
+        envelope: Bytes::from(row.get::<Vec<u8>, _>(5)),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        public_key: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<User> {
+        let result = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO users (username, password_hash, public_key, created_at)
+             VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(public_key)
+        .bind(now.0)
+        .fetch_one(&self.writer)
+        .await;
+        match result {
+            Ok(id) => Ok(User {
+                id: UserId(id),
+                username: username.to_owned(),
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::refused(
+                ErrorCode::UsernameTaken,
+                format!("the username {username} is taken"),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
+        let row = sqlx::query("SELECT id, password_hash FROM users WHERE username = ?1")
+            .bind(username)
+            .fetch_optional(&self.readers)
+            .await?;
+        Ok(row.map(|r| Credentials {
+            user: User {
+                id: UserId(r.get(0)),
+                username: username.to_owned(),
+            },
+            password_hash: r.get(1),
+        }))
+    }
+
+    async fn create_session(
+        &self,
+        user: UserId,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        // Expired sessions are swept here rather than by a timer: logins are rare enough.
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?1")
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(token_hash.as_slice())
+        .bind(user.0)
+        .bind(now.0)
+        .bind(expires_at.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session_user(
+        &self,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<Option<User>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.username FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+        )
+        .bind(token_hash.as_slice())
+        .bind(now.0)
+        .fetch_optional(&self.readers)
+        .await?;
+        Ok(row.map(|r| User {
+            id: UserId(r.get(0)),
+            username: r.get(1),
+        }))
+    }
+
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?1")
+            .bind(token_hash.as_slice())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_public_key(&self, user: UserId, public_key: &[u8]) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET public_key = ?1 WHERE id = ?2")
+            .bind(public_key)
+            .bind(user.0)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn public_key(&self, username: &str) -> StoreResult<Option<Bytes>> {
+        let key =
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT public_key FROM users WHERE username = ?1")
+                .bind(username)
+                .fetch_optional(&self.readers)
+                .await?;
+        Ok(key.map(Bytes::from))
+    }
+
+    async fn create_group(
+        &self,
+        creator: &User,
+        name: &str,
+        members: &[String],
+        material: &EpochMaterial,
+        now: Timestamp,
+    ) -> StoreResult<Changed> {
+        let mut names: BTreeSet<String> = rules::normalize(members).into_iter().collect();
+        names.insert(creator.username.clone());
+        rules::check_size(names.len())?;
+        rules::check_keys(material, &names)?;
+
+        let mut tx = self.writer.begin().await?;
+        let created = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO conversations (kind, name, created_by, created_at, epoch)
+             VALUES ('group', ?1, ?2, ?3, 1) RETURNING id",
+        )
+        .bind(name)
+        .bind(creator.id.0)
+        .bind(now.0)
+        .fetch_one(&mut *tx)
+        .await;
+        let conversation = match created {
+            Ok(id) => ConversationId(id),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(StoreError::refused(
+                    ErrorCode::NameTaken,
+                    format!("a group named {name} exists already"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut notify = Vec::with_capacity(names.len());
+        for member in &names {
+            let id = user_id(&mut tx, member).await?;
+            join(&mut tx, conversation, id, id == creator.id, Seq(0)).await?;
+            notify.push(id);
+        }
+        insert_epoch(&mut tx, conversation, Epoch(1), creator.id, material, now).await?;
+        let info = load_info(&mut tx, conversation).await?;
+        tx.commit().await?;
+        Ok(Changed { info, notify })
+    }
+
+    async fn amend_group(
+        &self,
+        by: &User,
+        amend: &AmendGroup,
+        now: Timestamp,
+    ) -> StoreResult<Changed> {
+        let add = rules::normalize(&amend.add);
+        let remove = rules::normalize(&amend.remove);
+        let conversation = amend.conversation;
+
+        let mut tx = self.writer.begin().await?;
+        let before = load_info(&mut tx, conversation).await?;
+        if !matches!(before.kind, ConversationKind::Group { .. }) {
+            return Err(StoreError::refused(
+                ErrorCode::WrongConversationKind,
+                "a direct conversation cannot be amended",
+            ));
+        }
+        let current = current_members(&mut tx, conversation).await?;
+        if !current.iter().any(|m| m.username == by.username) {
+            return Err(unknown_conversation(conversation));
+        }
+        let after = rules::check_amend(&current, &by.username, &add, &remove)?;
+        if amend.new_epoch.0 != before.epoch.0 + 1 {
+            return Err(StoreError::refused(
+                ErrorCode::EpochConflict,
+                format!(
+                    "the group is at epoch {}, so the change must start epoch {}",
+                    before.epoch.0,
+                    before.epoch.0 + 1
+                ),
+            ));
+        }
+        rules::check_keys(&amend.material, &after)?;
+
+        let mut notify = current_member_ids(&mut tx, conversation).await?;
+        for name in &remove {
+            let id = user_id(&mut tx, name).await?;
+            sqlx::query(
+                "UPDATE memberships SET left_after = ?1
+                 WHERE conversation_id = ?2 AND user_id = ?3 AND left_after IS NULL",
+            )
+            .bind(before.last_seq.0)
+            .bind(conversation.0)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for name in &add {
+            let id = user_id(&mut tx, name).await?;
+            join(&mut tx, conversation, id, false, before.last_seq).await?;
+            notify.push(id);
+        }
+        sqlx::query("UPDATE conversations SET epoch = ?1 WHERE id = ?2")
+            .bind(amend.new_epoch.0)
+            .bind(conversation.0)
+            .execute(&mut *tx)
+            .await?;
+        insert_epoch(
+            &mut tx,
+            conversation,
+            amend.new_epoch,
+            by.id,
+            &amend.material,
+            now,
+        )
+        .await?;
+        let info = load_info(&mut tx, conversation).await?;
+        tx.commit().await?;
+        Ok(Changed { info, notify })
+    }
+
+    async fn open_direct(
+        &self,
+        user: &User,
+        peer: &str,
+        material: &EpochMaterial,
+        now: Timestamp,
+    ) -> StoreResult<Changed> {
+        if peer == user.username {
+            return Err(StoreError::refused(
+                ErrorCode::InvalidRequest,
+                "a direct conversation needs another user",
+            ));
+        }
+        let mut tx = self.writer.begin().await?;
+        let peer_id = user_id(&mut tx, peer).await?;
+        let (lo, hi) = if user.id < peer_id {
+            (user.id, peer_id)
+        } else {
+            (peer_id, user.id)
+        };
+        let key = format!("{}:{}", lo.0, hi.0);
+        let existing =
+            sqlx::query_scalar::<_, i64>("SELECT id FROM conversations WHERE direct_key = ?1")
+                .bind(&key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(id) = existing {
+            let info = load_info(&mut tx, ConversationId(id)).await?;
+            return Ok(Changed {
+                info,
+                notify: Vec::new(),
+            });
+        }
+        let names: BTreeSet<String> = [user.username.clone(), peer.to_owned()].into();
+        rules::check_keys(material, &names)?;
+        let conversation = ConversationId(
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO conversations (kind, direct_key, created_by, created_at, epoch)
+                 VALUES ('direct', ?1, ?2, ?3, 1) RETURNING id",
+            )
+            .bind(&key)
+            .bind(user.id.0)
+            .bind(now.0)
+            .fetch_one(&mut *tx)
+            .await?,
+        );
+        for id in [user.id, peer_id] {
+            join(&mut tx, conversation, id, false, Seq(0)).await?;
+        }
+        insert_epoch(&mut tx, conversation, Epoch(1), user.id, material, now).await?;
+        let info = load_info(&mut tx, conversation).await?;
+        tx.commit().await?;
+        Ok(Changed {
+            info,
+            notify: vec![user.id, peer_id],
+        })
+    }
+
+    async fn conversations(&self, user: UserId) -> StoreResult<Vec<ConversationInfo>> {
+        let mut conn = self.readers.acquire().await?;
+        let ids = sqlx::query_scalar::<_, i64>(
+            "SELECT conversation_id FROM memberships WHERE user_id = ?1 AND left_after IS NULL
+             ORDER BY conversation_id",
+        )
+        .bind(user.0)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(load_info(&mut conn, ConversationId(id)).await?);
+        }
+        Ok(out)
+    }
+
+    async fn visible_conversations(&self, user: UserId) -> StoreResult<Vec<ConversationId>> {
+        let ids = sqlx::query_scalar::<_, i64>(
+            "SELECT DISTINCT conversation_id FROM memberships WHERE user_id = ?1
+             ORDER BY conversation_id",
+        )
+        .bind(user.0)
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(ids.into_iter().map(ConversationId).collect())
+    }
+
+    async fn append(&self, batch: &[NewMessage], now: Timestamp) -> StoreResult<AppendOutcome> {
+        let mut tx = self.writer.begin().await?;
+        let mut outcome = AppendOutcome::default();
+        let mut touched = BTreeSet::new();
+        for message in batch {
+            let conversation = message.conversation;
+            let member = sqlx::query_scalar::<_, i64>(
+                "SELECT 1 FROM memberships
+                 WHERE conversation_id = ?1 AND user_id = ?2 AND left_after IS NULL",
+            )
+            .bind(conversation.0)
+            .bind(message.sender.id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if member.is_none() {
+                let was_member = sqlx::query_scalar::<_, i64>(
+                    "SELECT 1 FROM memberships WHERE conversation_id = ?1 AND user_id = ?2 LIMIT 1",
+                )
+                .bind(conversation.0)
+                .bind(message.sender.id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let refusal = match was_member {
+                    Some(_) => StoreError::refused(
+                        ErrorCode::NotMember,
+                        format!(
+                            "you are no longer a member of conversation {}",
+                            conversation.0
+                        ),
+                    ),
+                    None => unknown_conversation(conversation),
+                };
+                outcome.results.push(Err(refusal.to_error_body()));
+                continue;
+            }
+            let earlier = sqlx::query(
+                "SELECT seq, sent_at FROM messages
+                 WHERE conversation_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3",
+            )
+            .bind(conversation.0)
+            .bind(message.sender.id.0)
+            .bind(message.client_msg_id.0.as_slice())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = earlier {
+                let sent = Sent {
+                    seq: Seq(row.get(0)),
+                    sent_at: Timestamp(row.get(1)),
+                };
+                outcome.results.push(Ok(Appended::Duplicate(sent)));
+                continue;
+            }
+            let seq = Seq(sqlx::query_scalar::<_, i64>(
+                "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
+            )
+            .bind(conversation.0)
+            .fetch_one(&mut *tx)
+            .await?);
+            sqlx::query(
+                "INSERT INTO messages
+                 (conversation_id, seq, sender_id, client_msg_id, sent_at, envelope)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .bind(conversation.0)
+            .bind(seq.0)
+            .bind(message.sender.id.0)
+            .bind(message.client_msg_id.0.as_slice())
+            .bind(now.0)
+            .bind(message.envelope.as_ref())
+            .execute(&mut *tx)
+            .await?;
+            touched.insert(conversation);
+            outcome.results.push(Ok(Appended::Stored(StoredMessage {
+                conversation,
+                seq,
+                sender: message.sender.username.clone(),
+                client_msg_id: message.client_msg_id,
+                sent_at: now,
+                envelope: message.envelope.clone(),
+            })));
+        }
+        let mut audiences = HashMap::with_capacity(touched.len());
+        for conversation in touched {
+            audiences.insert(
+                conversation,
+                current_member_ids(&mut tx, conversation).await?,
+            );
+        }
+        tx.commit().await?;
+        outcome.audiences = audiences;
+        Ok(outcome)
+    }
+
+    async fn messages_after(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        after: Seq,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredMessage>> {
+        let rows = sqlx::query(
+            "SELECT m.conversation_id, m.seq, u.username, m.client_msg_id, m.sent_at, m.envelope
+             FROM messages m
+             JOIN memberships ms ON ms.conversation_id = m.conversation_id AND ms.user_id = ?1
+                 AND m.seq > ms.joined_after
+                 AND (ms.left_after IS NULL OR m.seq <= ms.left_after)
+             JOIN users u ON u.id = m.sender_id
+             WHERE m.conversation_id = ?2 AND m.seq > ?3
+             ORDER BY m.seq LIMIT ?4",
+        )
+        .bind(user.0)
+        .bind(conversation.0)
+        .bind(after.0)
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(rows.iter().map(message_from_row).collect())
+    }
+
+    async fn ack(&self, user: UserId, conversation: ConversationId, seq: Seq) -> StoreResult<()> {
+        let updated = sqlx::query(
+            "INSERT INTO acks (user_id, conversation_id, seq)
+             SELECT ?1, ?2, ?3 WHERE EXISTS
+                 (SELECT 1 FROM memberships WHERE user_id = ?1 AND conversation_id = ?2)
+             ON CONFLICT (user_id, conversation_id) DO UPDATE SET seq = max(seq, excluded.seq)",
+        )
+        .bind(user.0)
+        .bind(conversation.0)
+        .bind(seq.0)
+        .execute(&self.writer)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(unknown_conversation(conversation));
+        }
+        Ok(())
+    }
+
+    async fn epoch_keys(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+    ) -> StoreResult<Vec<EpochKey>> {
+        let rows = sqlx::query(
+            "SELECT e.epoch, u.username, k.wrapped, e.proof
+             FROM epoch_keys k
+             JOIN epochs e ON e.conversation_id = k.conversation_id AND e.epoch = k.epoch
+             JOIN users u ON u.id = e.changed_by
+             WHERE k.conversation_id = ?1 AND k.user_id = ?2 ORDER BY e.epoch",
+        )
+        .bind(conversation.0)
+        .bind(user.0)
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| EpochKey {
+                epoch: Epoch(r.get::<u32, _>(0)),
+                wrapped_by: r.get(1),
+                wrapped: Bytes::from(r.get::<Vec<u8>, _>(2)),
+                proof: Bytes::from(r.get::<Vec<u8>, _>(3)),
+            })
+            .collect())
+    }
+}
