@@ -5,6 +5,7 @@
 //! readers go on during a write. `synchronous = FULL` makes every commit durable before the
 //! server acks it, so an acked message survives a power cut, not just a crash.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::str::FromStr;
@@ -225,6 +226,31 @@ async fn join(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Why `user` may not send to `conversation`: no longer a member, or never was.
+async fn non_member(
+    conn: &mut SqliteConnection,
+    conversation: ConversationId,
+    user: UserId,
+) -> StoreResult<StoreError> {
+    let was_member = sqlx::query_scalar::<_, i64>(
+        "SELECT 1 FROM memberships WHERE conversation_id = ?1 AND user_id = ?2 LIMIT 1",
+    )
+    .bind(conversation.0)
+    .bind(user.0)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match was_member {
+        Some(_) => StoreError::refused(
+            ErrorCode::NotMember,
+            format!(
+                "you are no longer a member of conversation {}",
+                conversation.0
+            ),
+        ),
+        None => unknown_conversation(conversation),
+    })
 }
 
 fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> StoredMessage {
@@ -565,67 +591,42 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, batch: &[NewMessage], now: Timestamp) -> StoreResult<AppendOutcome> {
+        // Per conversation in the batch: its counter and members are read once; then one
+        // INSERT per message. A resend (same sender and client id) conflicts, inserts
+        // nothing and takes no sequence number.
         let mut tx = self.writer.begin().await?;
         let mut outcome = AppendOutcome::default();
-        let mut touched = BTreeSet::new();
+        let mut counters: HashMap<ConversationId, Seq> = HashMap::new();
+        let mut members: HashMap<ConversationId, Vec<UserId>> = HashMap::new();
         for message in batch {
             let conversation = message.conversation;
-            let member = sqlx::query_scalar::<_, i64>(
-                "SELECT 1 FROM memberships
-                 WHERE conversation_id = ?1 AND user_id = ?2 AND left_after IS NULL",
-            )
-            .bind(conversation.0)
-            .bind(message.sender.id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if member.is_none() {
-                let was_member = sqlx::query_scalar::<_, i64>(
-                    "SELECT 1 FROM memberships WHERE conversation_id = ?1 AND user_id = ?2 LIMIT 1",
-                )
-                .bind(conversation.0)
-                .bind(message.sender.id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let refusal = match was_member {
-                    Some(_) => StoreError::refused(
-                        ErrorCode::NotMember,
-                        format!(
-                            "you are no longer a member of conversation {}",
-                            conversation.0
-                        ),
-                    ),
-                    None => unknown_conversation(conversation),
-                };
+            let ids = match members.entry(conversation) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(slot) => {
+                    slot.insert(current_member_ids(&mut tx, conversation).await?)
+                }
+            };
+            let is_member = ids.contains(&message.sender.id);
+            if !is_member {
+                let refusal = non_member(&mut tx, conversation, message.sender.id).await?;
                 outcome.results.push(Err(refusal.to_error_body()));
                 continue;
             }
-            let earlier = sqlx::query(
-                "SELECT seq, sent_at FROM messages
-                 WHERE conversation_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3",
-            )
-            .bind(conversation.0)
-            .bind(message.sender.id.0)
-            .bind(message.client_msg_id.0.as_slice())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = earlier {
-                let sent = Sent {
-                    seq: Seq(row.get(0)),
-                    sent_at: Timestamp(row.get(1)),
-                };
-                outcome.results.push(Ok(Appended::Duplicate(sent)));
-                continue;
-            }
-            let seq = Seq(sqlx::query_scalar::<_, i64>(
-                "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
-            )
-            .bind(conversation.0)
-            .fetch_one(&mut *tx)
-            .await?);
-            sqlx::query(
+            let last = match counters.get(&conversation) {
+                Some(seq) => *seq,
+                None => Seq(sqlx::query_scalar::<_, i64>(
+                    "SELECT last_seq FROM conversations WHERE id = ?1",
+                )
+                .bind(conversation.0)
+                .fetch_one(&mut *tx)
+                .await?),
+            };
+            let seq = last.next();
+            let inserted = sqlx::query(
                 "INSERT INTO messages
                  (conversation_id, seq, sender_id, client_msg_id, sent_at, envelope)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (conversation_id, sender_id, client_msg_id) DO NOTHING",
             )
             .bind(conversation.0)
             .bind(seq.0)
@@ -635,7 +636,25 @@ impl Store for SqliteStore {
             .bind(message.envelope.as_ref())
             .execute(&mut *tx)
             .await?;
-            touched.insert(conversation);
+            if inserted.rows_affected() == 0 {
+                let row = sqlx::query(
+                    "SELECT seq, sent_at FROM messages
+                     WHERE conversation_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3",
+                )
+                .bind(conversation.0)
+                .bind(message.sender.id.0)
+                .bind(message.client_msg_id.0.as_slice())
+                .fetch_one(&mut *tx)
+                .await?;
+                let sent = Sent {
+                    seq: Seq(row.get(0)),
+                    sent_at: Timestamp(row.get(1)),
+                };
+                outcome.results.push(Ok(Appended::Duplicate(sent)));
+                counters.insert(conversation, last);
+                continue;
+            }
+            counters.insert(conversation, seq);
             outcome.results.push(Ok(Appended::Stored(StoredMessage {
                 conversation,
                 seq,
@@ -645,15 +664,18 @@ impl Store for SqliteStore {
                 envelope: message.envelope.clone(),
             })));
         }
-        let mut audiences = HashMap::with_capacity(touched.len());
-        for conversation in touched {
-            audiences.insert(
-                conversation,
-                current_member_ids(&mut tx, conversation).await?,
-            );
+        for (conversation, last) in &counters {
+            sqlx::query("UPDATE conversations SET last_seq = ?1 WHERE id = ?2")
+                .bind(last.0)
+                .bind(conversation.0)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
-        outcome.audiences = audiences;
+        outcome.audiences = members
+            .into_iter()
+            .filter(|(conversation, _)| counters.contains_key(conversation))
+            .collect();
         Ok(outcome)
     }
 
