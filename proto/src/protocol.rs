@@ -306,6 +306,9 @@ impl ConversationInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversations {
     pub conversations: Vec<ConversationInfo>,
+    /// How far the caller has acknowledged each conversation (from any of its devices);
+    /// conversations never acknowledged are absent. `last_seq - acked` is the unread count.
+    pub acked: Vec<Cursor>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

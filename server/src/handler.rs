@@ -283,12 +283,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
     }
 
     fn user(&self) -> Result<&User, ErrorBody> {
-        self.auth.as_ref().map(|a| &a.user).ok_or_else(|| {
-            ErrorBody::new(
-                ErrorCode::NotAuthenticated,
-                "log in first (Signup, Login or Resume)",
-            )
-        })
+        self.auth
+            .as_ref()
+            .map(|a| &a.user)
+            .ok_or_else(not_authenticated)
     }
 
     fn not_authed(&self) -> Result<(), ErrorBody> {
@@ -320,9 +318,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
     }
 
     async fn logout(&mut self) -> Result<Done, ErrorBody> {
-        let token = match &self.auth {
-            Some(a) => a.token.clone(),
-            None => return Err(self.user().expect_err("not logged in")),
+        let Some(token) = self.auth.as_ref().map(|a| a.token.clone()) else {
+            return Err(not_authenticated());
         };
         self.shared
             .accounts
@@ -438,7 +435,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
             .conversations(user.id)
             .await
             .map_err(|e| store_error(&e))?;
-        Ok(Conversations { conversations })
+        let acked = self
+            .shared
+            .store
+            .acks(user.id)
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(Conversations {
+            conversations,
+            acked,
+        })
     }
 
     async fn send(&mut self, id: RequestId, r: SendMessage) -> Result<(), ErrorBody> {
@@ -636,6 +642,13 @@ async fn lagged(lag: Option<Arc<tokio::sync::Notify>>) {
         Some(notify) => notify.notified().await,
         None => std::future::pending().await,
     }
+}
+
+fn not_authenticated() -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::NotAuthenticated,
+        "log in first (Signup, Login or Resume)",
+    )
 }
 
 fn read_error(e: ReadError) -> End {

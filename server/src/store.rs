@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use fastchat_proto::{
-    AmendGroup, ClientMsgId, ConversationId, ConversationInfo, EpochKey, EpochMaterial, ErrorBody,
-    ErrorCode, Sent, Seq, StoredMessage, Timestamp,
+    AmendGroup, ClientMsgId, ConversationId, ConversationInfo, Cursor, EpochKey, EpochMaterial,
+    ErrorBody, ErrorCode, Sent, Seq, StoredMessage, Timestamp,
 };
 
 /// A user's row id. Never leaves the server: the wire names users by username.
@@ -228,6 +228,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Records how far `user` has read; never moves backwards.
     async fn ack(&self, user: UserId, conversation: ConversationId, seq: Seq) -> StoreResult<()>;
+
+    /// How far `user` has acknowledged each conversation.
+    async fn acks(&self, user: UserId) -> StoreResult<Vec<Cursor>>;
 
     /// `user`'s wrapped key for every epoch of `conversation` it was a member of.
     async fn epoch_keys(

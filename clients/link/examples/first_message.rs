@@ -58,7 +58,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("{alice} created group {group_name:?} with {bob}");
 
     // A complete sync makes bob's connection live: from now on the server pushes.
-    bob_link.request(SyncMessages { cursors: vec![], limit: 100 }).await?;
+    bob_link
+        .request(SyncMessages {
+            cursors: vec![],
+            limit: 100,
+        })
+        .await?;
     let sent = alice_link
         .request(SendMessage {
             conversation: group.id,
@@ -66,7 +71,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             envelope: Bytes::from_static(b"Hello from FastChat!"),
         })
         .await?;
-    println!("{alice} sent message {} (stored before the ack)", sent.seq.0);
+    println!(
+        "{alice} sent message {} (stored before the ack)",
+        sent.seq.0
+    );
 
     let received = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(push) = bob_pushes.recv().await {

@@ -20,12 +20,13 @@ use std::time::Duration;
 use bytes::BytesMut;
 use fastchat_proto::frame::{self, FrameError};
 use fastchat_proto::{
-    ClientFrame, ErrorBody, Hello, PROTOCOL_VERSION, Push, Request, RequestId, RequestMessage,
-    Response, ServerFrame, Welcome,
+    ClientFrame, ErrorBody, Hello, PROTOCOL_VERSION, Ping, Push, Request, RequestId,
+    RequestMessage, Response, ServerFrame, Welcome,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
@@ -76,6 +77,9 @@ pub struct LinkConfig {
     pub request_timeout: Duration,
     /// Pushes buffered before the link stops reading from the server.
     pub push_queue: usize,
+    /// A `Ping` goes out after this long without a write, so the server's idle timeout
+    /// never fires; a server silent for three of these is taken for dead.
+    pub keepalive: Duration,
 }
 
 impl LinkConfig {
@@ -88,6 +92,7 @@ impl LinkConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             push_queue: 1024,
+            keepalive: Duration::from_secs(30),
         }
     }
 }
@@ -198,7 +203,7 @@ impl Link {
 
         let (calls, call_rx) = mpsc::channel(256);
         let (push_tx, push_rx) = mpsc::channel(config.push_queue.max(1));
-        tokio::spawn(Driver::new(io, push_tx).run(call_rx));
+        tokio::spawn(Driver::new(io, push_tx, config.keepalive).run(call_rx));
         let hello = Hello {
             version: PROTOCOL_VERSION,
             client: config.client_name.clone(),
@@ -267,11 +272,18 @@ struct Driver {
     next_id: u32,
     pending: HashMap<RequestId, oneshot::Sender<Result<Response, LinkError>>>,
     pushes: mpsc::Sender<Push>,
+    keepalive: Duration,
+    last_read: Instant,
+    last_write: Instant,
 }
 
 impl Driver {
-    fn new(io: Box<dyn Io>, pushes: mpsc::Sender<Push>) -> Self {
+    fn new(io: Box<dyn Io>, pushes: mpsc::Sender<Push>, keepalive: Duration) -> Self {
+        let now = Instant::now();
         Driver {
+            keepalive,
+            last_read: now,
+            last_write: now,
             io,
             read_buf: BytesMut::with_capacity(16 * 1024),
             write_buf: BytesMut::with_capacity(16 * 1024),
@@ -292,10 +304,24 @@ impl Driver {
                 Ok(None) => {}
                 Err(e) => break protocol_error(&e),
             }
+            let silence = self.keepalive * 3;
+            let tick = (self.last_write + self.keepalive).min(self.last_read + silence);
             tokio::select! {
                 read = self.io.read_buf(&mut self.read_buf) => match read {
                     Ok(0) | Err(_) => break LinkError::Closed,
-                    Ok(_) => {}
+                    Ok(_) => self.last_read = Instant::now(),
+                },
+                () = tokio::time::sleep_until(tick) => {
+                    if self.last_read.elapsed() >= silence {
+                        break LinkError::Timeout(silence);
+                    }
+                    if self.last_write.elapsed() >= self.keepalive {
+                        // The answer only matters as a sign of life; nobody waits for it.
+                        let (reply, _) = oneshot::channel();
+                        if let Err(e) = self.write(Call { request: Ping {}.into(), reply }).await {
+                            break e;
+                        }
+                    }
                 },
                 call = calls.recv() => match call {
                     Some(call) => {
@@ -338,6 +364,7 @@ impl Driver {
         }
         .await;
         self.write_buf.clear();
+        self.last_write = Instant::now();
         result.map_err(|_| LinkError::Closed)
     }
 

@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use fastchat_proto::{
-    AmendGroup, ClientMsgId, ConversationId, ConversationInfo, ConversationKind, Epoch, EpochKey,
-    EpochMaterial, ErrorCode, Member, Sent, Seq, StoredMessage, Timestamp,
+    AmendGroup, ClientMsgId, ConversationId, ConversationInfo, ConversationKind, Cursor, Epoch,
+    EpochKey, EpochMaterial, ErrorCode, Member, Sent, Seq, StoredMessage, Timestamp,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -721,6 +721,22 @@ impl Store for SqliteStore {
             return Err(unknown_conversation(conversation));
         }
         Ok(())
+    }
+
+    async fn acks(&self, user: UserId) -> StoreResult<Vec<Cursor>> {
+        let rows = sqlx::query(
+            "SELECT conversation_id, seq FROM acks WHERE user_id = ?1 ORDER BY conversation_id",
+        )
+        .bind(user.0)
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Cursor {
+                conversation: ConversationId(r.get(0)),
+                seq: Seq(r.get(1)),
+            })
+            .collect())
     }
 
     async fn epoch_keys(

@@ -334,3 +334,63 @@ async fn oversized_envelopes_and_unknown_conversations_are_refused_and_the_conne
     let sent = alice.send(group.id, 3, "still fine").await.expect("acked");
     assert_eq!(sent.seq.0, 1, "nothing was stored by the refused sends");
 }
+
+#[tokio::test]
+async fn acks_are_kept_per_user_and_never_move_backwards() {
+    let fx = Fixture::start().await;
+    let alice = fx.signup("alice").await;
+    let bob = fx.signup("bob").await;
+    let group = alice.create_group("g", &["bob"]).await;
+    for i in 0..5 {
+        alice.send(group.id, i, "m").await.expect("acked");
+    }
+    let ack = |seq| fastchat_proto::Ack {
+        conversation: group.id,
+        seq: fastchat_proto::Seq(seq),
+    };
+    bob.link.request(ack(3)).await.expect("ack");
+    bob.link
+        .request(ack(2))
+        .await
+        .expect("an older ack is accepted and ignored");
+    let listed = bob
+        .link
+        .request(fastchat_proto::ListConversations {})
+        .await
+        .expect("list");
+    assert_eq!(listed.conversations[0].last_seq.0, 5);
+    assert_eq!(
+        listed.acked,
+        vec![fastchat_proto::Cursor {
+            conversation: group.id,
+            seq: fastchat_proto::Seq(3)
+        }],
+        "two unread"
+    );
+    // Another device of bob's sees the same position; alice's is her own.
+    let bob2 = Client::login(&fx.addr(), "bob").await;
+    let listed = bob2
+        .link
+        .request(fastchat_proto::ListConversations {})
+        .await
+        .expect("list");
+    assert_eq!(listed.acked.len(), 1);
+    let listed = alice
+        .link
+        .request(fastchat_proto::ListConversations {})
+        .await
+        .expect("list");
+    assert!(listed.acked.is_empty());
+    let e = bob
+        .link
+        .request(fastchat_proto::Ack {
+            conversation: fastchat_proto::ConversationId(99),
+            seq: fastchat_proto::Seq(1),
+        })
+        .await
+        .expect_err("unknown conversation");
+    assert_eq!(
+        e.server_error().map(|b| b.code),
+        Some(ErrorCode::UnknownConversation)
+    );
+}
