@@ -552,6 +552,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
         }
         match event {
             Event::Conversation(info) => self.push(Push::Conversation((*info).clone())).await,
+            Event::Hint(conversation) => self.read_on(conversation).await,
             Event::Messages(batch) => {
                 let Some(first) = batch.first() else {
                     return Ok(());
@@ -571,6 +572,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
         }
     }
 
+    /// Delivers everything after our cursor in `conversation`, from the database.
+    async fn read_on(&mut self, conversation: ConversationId) -> Result<(), End> {
+        loop {
+            let cursor = self.cursors.get(&conversation).copied().unwrap_or_default();
+            let page = self.read_after(conversation, cursor).await?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            self.deliver(conversation, page).await?;
+        }
+    }
+
     /// After the push queue overflowed: re-read everything after our cursors.
     async fn catch_up(&mut self) -> Result<(), End> {
         tracing::debug!(peer = %self.peer, "push queue overflowed; catching up from the database");
@@ -585,14 +598,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
             .await
             .map_err(|e| End::Fatal(store_error(&e)))?;
         for conversation in conversations {
-            loop {
-                let cursor = self.cursors.get(&conversation).copied().unwrap_or_default();
-                let page = self.read_after(conversation, cursor).await?;
-                if page.is_empty() {
-                    break;
-                }
-                self.deliver(conversation, page).await?;
-            }
+            self.read_on(conversation).await?;
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use fastchat_proto::{ConversationInfo, StoredMessage};
+use fastchat_proto::{ConversationId, ConversationInfo, StoredMessage};
 use tokio::sync::{Notify, mpsc};
 
 use crate::store::UserId;
@@ -21,6 +21,8 @@ pub enum Event {
     Messages(Arc<[StoredMessage]>),
     /// A conversation the user belongs or belonged to changed.
     Conversation(Arc<ConversationInfo>),
+    /// Another server committed messages in this conversation: read them from the database.
+    Hint(ConversationId),
 }
 
 #[derive(Debug)]
@@ -94,6 +96,14 @@ impl Hub {
                     slot.lagged.notify_one();
                 }
             }
+        }
+    }
+
+    /// Tells every connection it may have missed something, so that each re-reads after
+    /// its cursors (after the database's change feed reconnected).
+    pub fn lag_all(&self) {
+        for slot in self.lock().values().flatten() {
+            slot.lagged.notify_one();
         }
     }
 

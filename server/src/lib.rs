@@ -34,8 +34,8 @@ use tokio_rustls::TlsAcceptor;
 
 pub use crate::config::Config;
 use crate::delivery::Delivery;
-use crate::hub::Hub;
-use crate::store::Store;
+use crate::hub::{Event, Hub};
+use crate::store::{Change, Store};
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -73,6 +73,14 @@ pub async fn run(
     });
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (shutdown_complete_tx, mut shutdown_complete_rx) = mpsc::channel::<()>(1);
+    let relay_task = shared.store.changes().map(|changes| {
+        tokio::spawn(relay(
+            changes,
+            Arc::clone(&shared.store),
+            Arc::clone(&shared.hub),
+            notify_shutdown.subscribe(),
+        ))
+    });
 
     let mut listener = Listener {
         listener,
@@ -96,12 +104,56 @@ pub async fn run(
     drop(shutdown_complete_tx);
     // Every connection holds a sender clone: this returns when the last one has finished.
     let _ = shutdown_complete_rx.recv().await;
+    if let Some(task) = relay_task {
+        let _ = task.await;
+    }
     // The last `Delivery` handle goes with `shared`; the service commits what is queued and ends.
     drop(shared);
     if let Err(e) = delivery_task.await {
         tracing::error!(error = %e, "delivery service panicked");
     }
     result
+}
+
+/// Turns other servers' changes (from a shared database) into events for our connections.
+/// They are hints: connections re-read from the database what they are owed.
+async fn relay(
+    mut changes: mpsc::Receiver<Change>,
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    mut shutdown: broadcast::Receiver<()>,
+) {
+    loop {
+        let change = tokio::select! {
+            change = changes.recv() => change,
+            _ = shutdown.recv() => None,
+        };
+        let Some(change) = change else { return };
+        if hub.connections() == 0 {
+            continue;
+        }
+        match change {
+            Change::Messages(conversations) => {
+                for conversation in conversations {
+                    match store.member_ids(conversation).await {
+                        Ok(members) => hub.publish(&members, &Event::Hint(conversation)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read members; every connection re-reads");
+                            hub.lag_all();
+                        }
+                    }
+                }
+            }
+            Change::Conversation {
+                conversation,
+                notify,
+            } => match store.conversation(conversation).await {
+                Ok(info) => hub.publish(&notify, &Event::Conversation(Arc::new(info))),
+                Err(e) => tracing::warn!(error = %e, "cannot read a changed conversation"),
+            },
+            Change::Resync => hub.lag_all(),
+        }
+    }
 }
 
 struct Listener {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use fastchat_server::store::Store;
+use fastchat_server::store::postgres::PgStore;
 use fastchat_server::store::sqlite::SqliteStore;
 use fastchat_server::{Config, tls};
 use tokio::net::TcpListener;
@@ -20,7 +21,7 @@ struct Args {
     /// Address to accept client connections on.
     #[arg(long, default_value = "127.0.0.1:7400", value_name = "ADDR")]
     listen: String,
-    /// Database: sqlite://PATH (default: $XDG_DATA_HOME/fastchat/server.db).
+    /// Database: sqlite://PATH or postgres://... (default: $XDG_DATA_HOME/fastchat/server.db).
     #[arg(long, env = "FASTCHAT_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
     /// This server's name, shown to clients and in logs.
@@ -91,9 +92,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 
 async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        anyhow::bail!(
-            "this build does not support PostgreSQL yet; use --database-url sqlite://PATH"
-        );
+        let store = PgStore::open(url)
+            .await
+            .with_context(|| format!("cannot open database {}", redact(url)))?;
+        return Ok(Arc::new(store));
     }
     let store = SqliteStore::open(url)
         .await

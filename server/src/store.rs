@@ -11,7 +11,10 @@
 //! - Membership changes and appends to the same conversation are serialised, so the audience
 //!   returned with an append is exactly who may see those messages.
 //! - Nothing is half-stored: each method is one transaction.
+//! - A backend shared by several servers reports what the others committed through
+//!   [`Store::changes`]; those reports are hints, and the database stays the truth.
 
+pub mod postgres;
 pub mod rules;
 pub mod sqlite;
 
@@ -145,6 +148,22 @@ impl From<sqlx::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What other servers sharing the database have committed. Only hints: a receiver re-reads
+/// the database, so a lost or duplicated change costs nothing but a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// New messages in these conversations.
+    Messages(Vec<ConversationId>),
+    /// A conversation was created or its membership changed; `notify` are the users to tell
+    /// (old and new members).
+    Conversation {
+        conversation: ConversationId,
+        notify: Vec<UserId>,
+    },
+    /// Changes may have been missed (the listener reconnected): re-read everything.
+    Resync,
+}
+
 /// Everything the server persists. Implementations are cheap to share (`Arc<dyn Store>`).
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
@@ -231,6 +250,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// How far `user` has acknowledged each conversation.
     async fn acks(&self, user: UserId) -> StoreResult<Vec<Cursor>>;
+
+    /// A conversation's current state.
+    async fn conversation(&self, conversation: ConversationId) -> StoreResult<ConversationInfo>;
+
+    /// The current members of a conversation.
+    async fn member_ids(&self, conversation: ConversationId) -> StoreResult<Vec<UserId>>;
+
+    /// Closes the connections, waiting for running queries.
+    async fn close(&self);
+
+    /// The feed of other servers' changes, for a backend that several servers share; taken
+    /// once, by the server at start. `None` for a backend only one server can use.
+    fn changes(&self) -> Option<tokio::sync::mpsc::Receiver<Change>> {
+        None
+    }
 
     /// `user`'s wrapped key for every epoch of `conversation` it was a member of.
     async fn epoch_keys(

@@ -78,12 +78,6 @@ impl SqliteStore {
             .await?;
         Ok(SqliteStore { writer, readers })
     }
-
-    /// Closes both pools, waiting for running queries.
-    pub async fn close(&self) {
-        self.readers.close().await;
-        self.writer.close().await;
-    }
 }
 
 fn not_found_user(name: &str) -> StoreError {
@@ -737,6 +731,21 @@ impl Store for SqliteStore {
                 seq: Seq(r.get(1)),
             })
             .collect())
+    }
+
+    async fn conversation(&self, conversation: ConversationId) -> StoreResult<ConversationInfo> {
+        let mut conn = self.readers.acquire().await?;
+        load_info(&mut conn, conversation).await
+    }
+
+    async fn member_ids(&self, conversation: ConversationId) -> StoreResult<Vec<UserId>> {
+        let mut conn = self.readers.acquire().await?;
+        current_member_ids(&mut conn, conversation).await
+    }
+
+    async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
     }
 
     async fn epoch_keys(

@@ -17,7 +17,6 @@ fn code(e: &fastchat_link::LinkError) -> ErrorCode {
         .unwrap_or_else(|| panic!("not a server error: {e}"))
 }
 
-#[tokio::test]
 async fn signup_then_login_and_wrong_password_and_duplicate() {
     let fx = Fixture::start().await;
     let alice = fx.signup("alice").await;
@@ -67,7 +66,6 @@ async fn signup_then_login_and_wrong_password_and_duplicate() {
     assert_eq!(code(&duplicate), ErrorCode::UsernameTaken);
 }
 
-#[tokio::test]
 async fn invalid_usernames_and_passwords_are_refused_with_reasons() {
     let fx = Fixture::start().await;
     let (link, _pushes) = connect(&fx.addr()).await;
@@ -107,7 +105,6 @@ async fn invalid_usernames_and_passwords_are_refused_with_reasons() {
     assert_eq!(code(&e), ErrorCode::BadCredentials);
 }
 
-#[tokio::test]
 async fn failed_logins_are_throttled_per_user() {
     let config = Config {
         login_limits: LoginLimits {
@@ -145,7 +142,6 @@ async fn failed_logins_are_throttled_per_user() {
     Client::login(&fx.addr(), "bob").await;
 }
 
-#[tokio::test]
 async fn sessions_resume_on_a_new_connection_until_logout() {
     let fx = Fixture::start().await;
     let alice = fx.signup("alice").await;
@@ -182,7 +178,6 @@ async fn sessions_resume_on_a_new_connection_until_logout() {
     assert_eq!(code(&e), ErrorCode::InvalidSession);
 }
 
-#[tokio::test]
 async fn public_key_directory() {
     let fx = Fixture::start().await;
     let alice = fx.signup("alice").await;
@@ -219,3 +214,11 @@ async fn public_key_directory() {
         .expect_err("unknown");
     assert_eq!(code(&e), ErrorCode::UnknownUser);
 }
+
+on_both_backends!(
+    signup_then_login_and_wrong_password_and_duplicate,
+    invalid_usernames_and_passwords_are_refused_with_reasons,
+    failed_logins_are_throttled_per_user,
+    sessions_resume_on_a_new_connection_until_logout,
+    public_key_directory,
+);

@@ -81,7 +81,6 @@ async fn open(addr: &str, greet: bool) -> TcpStream {
     stream
 }
 
-#[tokio::test]
 async fn every_kind_of_bad_frame_gets_its_code_and_a_close() {
     let fx = Fixture::start().await;
     let alice = fx.signup("alice").await;
@@ -156,7 +155,6 @@ async fn every_kind_of_bad_frame_gets_its_code_and_a_close() {
     bob.assert_gap_free(group.id, 1, 2);
 }
 
-#[tokio::test]
 async fn silent_and_slow_clients_time_out() {
     let config = Config {
         handshake_timeout: Duration::from_millis(300),
@@ -201,7 +199,6 @@ async fn silent_and_slow_clients_time_out() {
         .expect("still connected after more than twice the idle timeout");
 }
 
-#[tokio::test]
 async fn connections_over_the_cap_are_refused_with_a_reason() {
     let config = Config {
         max_connections: 2,
@@ -231,3 +228,9 @@ async fn connections_over_the_cap_are_refused_with_a_reason() {
         tokio::task::yield_now().await;
     }
 }
+
+on_both_backends!(
+    every_kind_of_bad_frame_gets_its_code_and_a_close,
+    silent_and_slow_clients_time_out,
+    connections_over_the_cap_are_refused_with_a_reason,
+);

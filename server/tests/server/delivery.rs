@@ -9,7 +9,6 @@ use fastchat_server::Config;
 
 use crate::support::{Client, Fixture, msg_id, names};
 
-#[tokio::test]
 async fn a_thousand_messages_from_three_concurrent_senders_reach_every_member_in_order() {
     let fx = Fixture::start().await;
     let mut senders = Vec::new();
@@ -93,7 +92,6 @@ async fn a_thousand_messages_from_three_concurrent_senders_reach_every_member_in
     }
 }
 
-#[tokio::test]
 async fn a_client_that_reconnects_gets_exactly_what_it_missed() {
     let fx = Fixture::start().await;
     let alice = fx.signup("alice").await;
@@ -143,7 +141,6 @@ async fn a_client_that_reconnects_gets_exactly_what_it_missed() {
     bob.assert_gap_free(group.id, 1, 65);
 }
 
-#[tokio::test]
 async fn a_resend_with_the_same_client_id_is_stored_once() {
     let fx = Fixture::start().await;
     let alice = fx.signup("alice").await;
@@ -180,7 +177,6 @@ async fn a_resend_with_the_same_client_id_is_stored_once() {
     assert_eq!(more.messages.len(), 2, "stored once: {:?}", more.messages);
 }
 
-#[tokio::test]
 async fn members_see_nothing_from_before_joining_or_after_leaving() {
     let fx = Fixture::start().await;
     let alice = fx.signup("alice").await;
@@ -262,7 +258,6 @@ async fn members_see_nothing_from_before_joining_or_after_leaving() {
     assert_eq!(bob.texts(group.id), vec!["before carol", "welcome back"]);
 }
 
-#[tokio::test]
 async fn a_slow_reader_loses_nothing_when_its_push_queue_overflows() {
     let config = Config {
         push_queue: 2,
@@ -308,7 +303,6 @@ async fn a_slow_reader_loses_nothing_when_its_push_queue_overflows() {
     bob.assert_gap_free(group.id, 1, 300);
 }
 
-#[tokio::test]
 async fn oversized_envelopes_and_unknown_conversations_are_refused_and_the_connection_goes_on() {
     let fx = Fixture::start().await;
     let alice = fx.signup("alice").await;
@@ -335,7 +329,6 @@ async fn oversized_envelopes_and_unknown_conversations_are_refused_and_the_conne
     assert_eq!(sent.seq.0, 1, "nothing was stored by the refused sends");
 }
 
-#[tokio::test]
 async fn acks_are_kept_per_user_and_never_move_backwards() {
     let fx = Fixture::start().await;
     let alice = fx.signup("alice").await;
@@ -394,3 +387,13 @@ async fn acks_are_kept_per_user_and_never_move_backwards() {
         Some(ErrorCode::UnknownConversation)
     );
 }
+
+on_both_backends!(
+    a_thousand_messages_from_three_concurrent_senders_reach_every_member_in_order,
+    a_client_that_reconnects_gets_exactly_what_it_missed,
+    a_resend_with_the_same_client_id_is_stored_once,
+    members_see_nothing_from_before_joining_or_after_leaving,
+    a_slow_reader_loses_nothing_when_its_push_queue_overflows,
+    oversized_envelopes_and_unknown_conversations_are_refused_and_the_connection_goes_on,
+    acks_are_kept_per_user_and_never_move_backwards,
+);

@@ -24,7 +24,6 @@ fn amend(group: &fastchat_proto::ConversationInfo, add: &[&str], remove: &[&str]
     }
 }
 
-#[tokio::test]
 async fn create_amend_by_admin_and_refuse_non_admin() {
     let fx = Fixture::start().await;
     let alice = fx.signup("alice").await;
@@ -127,7 +126,6 @@ async fn create_amend_by_admin_and_refuse_non_admin() {
     assert_eq!(listed.conversations, vec![amended]);
 }
 
-#[tokio::test]
 async fn direct_conversations_have_exactly_two_members_and_are_found_again() {
     let fx = Fixture::start().await;
     let alice = fx.signup("alice").await;
@@ -160,7 +158,6 @@ async fn direct_conversations_have_exactly_two_members_and_are_found_again() {
     assert_eq!(code(&e), ErrorCode::UnknownUser);
 }
 
-#[tokio::test]
 async fn wrapped_keys_are_stored_per_epoch_and_member() {
     let fx = Fixture::start().await;
     let alice = fx.signup("alice").await;
@@ -214,3 +211,9 @@ async fn wrapped_keys_are_stored_per_epoch_and_member() {
         "a removed member gets no key for the new epoch"
     );
 }
+
+on_both_backends!(
+    create_amend_by_admin_and_refuse_non_admin,
+    direct_conversations_have_exactly_two_members_and_are_found_again,
+    wrapped_keys_are_stored_per_epoch_and_member,
+);

@@ -2,6 +2,7 @@
 //! pushes with a deadline (never a sleep).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,15 +12,54 @@ use fastchat_proto::{
     SendMessage, Sent, Session, Signup, StoredMessage, SyncMessages,
 };
 use fastchat_server::Config;
-use fastchat_server::testing::TestServer;
+use fastchat_server::store::postgres::PgStore;
+use fastchat_server::testing::{TestDatabase, TestServer};
 use tempfile::TempDir;
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A server and the folder its database lives in (removed when the fixture drops).
+/// The database behind a test's server; set per test by `on_both_backends!`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    pub static BACKEND: Backend;
+}
+
+/// Runs each named test (an `async fn()` in the calling module) twice: on SQLite, and on a
+/// fresh PostgreSQL database (skipped with a note when none answers, unless CI requires it).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    crate::support::BACKEND.scope(crate::support::Backend::Sqlite, super::$name()).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if fastchat_server::testing::postgres_available().await {
+                        crate::support::BACKEND.scope(crate::support::Backend::Postgres, super::$name()).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// A server and its database (a temporary folder, or a temporary PostgreSQL database; both
+/// removed when the fixture drops).
 pub struct Fixture {
     pub server: TestServer,
     _dir: TempDir,
+    _db: Option<TestDatabase>,
 }
 
 impl Fixture {
@@ -29,10 +69,34 @@ impl Fixture {
 
     pub async fn with_config(config: Config) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
-        let server = TestServer::start(&dir.path().join("server.db"), config)
-            .await
-            .expect("server starts");
-        Fixture { server, _dir: dir }
+        match BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite) {
+            Backend::Sqlite => {
+                let server = TestServer::start(&dir.path().join("server.db"), config)
+                    .await
+                    .expect("server starts");
+                Fixture {
+                    server,
+                    _dir: dir,
+                    _db: None,
+                }
+            }
+            Backend::Postgres => {
+                let db = TestDatabase::create()
+                    .await
+                    .expect("PostgreSQL was available");
+                let store = PgStore::open(&db.url)
+                    .await
+                    .expect("opens the test database");
+                let server = TestServer::start_with_store(Arc::new(store), config, None)
+                    .await
+                    .expect("server starts");
+                Fixture {
+                    server,
+                    _dir: dir,
+                    _db: Some(db),
+                }
+            }
+        }
     }
 
     pub fn addr(&self) -> String {
