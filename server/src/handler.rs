@@ -11,6 +11,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fastchat_proto::frame::FrameError;
 use fastchat_proto::{
@@ -23,6 +24,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 use crate::Shared;
 use crate::connection::{Connection, ReadError};
@@ -74,6 +76,8 @@ pub(crate) struct Handler<S> {
     live: bool,
     cursors: HashMap<ConversationId, Seq>,
     inflight: FuturesUnordered<Inflight>,
+    /// When to catch up again after a failed read.
+    retry_at: Option<Instant>,
 }
 
 /// Why a connection ends.
@@ -82,7 +86,13 @@ enum End {
     Quiet,
     /// Tell the client why, then close.
     Fatal(ErrorBody),
+    /// Not an end: the database could not be read just now. The connection stays open and
+    /// catches up from its cursors a moment later.
+    Retry,
 }
+
+/// How long a connection waits before re-reading after the database was unavailable.
+const RETRY_READ: Duration = Duration::from_millis(500);
 
 impl From<std::io::Error> for End {
     fn from(_: std::io::Error) -> Self {
@@ -103,6 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
             live: false,
             cursors: HashMap::new(),
             inflight: FuturesUnordered::new(),
+            retry_at: None,
         }
     }
 
@@ -173,10 +184,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
                 }
                 Some(event) = next_event(&mut self.auth) => self.on_event(event).await,
                 () = lagged(lag) => self.catch_up().await,
+                () = sleep_until(self.retry_at) => {
+                    self.retry_at = None;
+                    self.catch_up().await
+                }
                 _ = shutdown.recv() => Err(self.drain().await),
             };
-            if let Err(end) = result {
-                return end;
+            match result {
+                Ok(()) => {}
+                Err(End::Retry) => self.retry_at = Some(Instant::now() + RETRY_READ),
+                Err(end) => return end,
             }
         }
     }
@@ -596,7 +613,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
             .store
             .visible_conversations(user)
             .await
-            .map_err(|e| End::Fatal(store_error(&e)))?;
+            .map_err(|e| read_failed(&e))?;
         for conversation in conversations {
             self.read_on(conversation).await?;
         }
@@ -609,13 +626,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
         after: Seq,
     ) -> Result<Vec<StoredMessage>, End> {
         let user = self.user().map_err(End::Fatal)?.id;
-        // If the database cannot be read, closing is the safe answer: the client reconnects
-        // and syncs from its cursors, so nothing is skipped.
         self.shared
             .store
             .messages_after(user, conversation, after, PAGE)
             .await
-            .map_err(|e| End::Fatal(store_error(&e)))
+            .map_err(|e| read_failed(&e))
     }
 
     async fn deliver(
@@ -646,6 +661,25 @@ async fn next_event(auth: &mut Option<Authed>) -> Option<Event> {
 async fn lagged(lag: Option<Arc<tokio::sync::Notify>>) {
     match lag {
         Some(notify) => notify.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A failed read while delivering: retried later if the database is only unavailable (the
+/// cursor has not moved, so nothing is skipped), fatal otherwise.
+fn read_failed(e: &StoreError) -> End {
+    match e {
+        StoreError::Unavailable(_) => {
+            tracing::debug!(error = %e, "read failed; retrying shortly");
+            End::Retry
+        }
+        _ => End::Fatal(store_error(e)),
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

@@ -138,12 +138,26 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
             // SQLITE_BUSY / SQLITE_LOCKED: another writer held the database past the busy
             // timeout. Transient; the client retries.
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+            sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
                 StoreError::Unavailable(e)
             }
             _ => StoreError::Database(e),
         }
     }
+}
+
+/// Database error codes that mean "not now" rather than "never": the request was not
+/// applied and may be retried.
+fn is_transient(code: Option<&str>) -> bool {
+    let Some(code) = code else { return false };
+    // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6).
+    matches!(code, "5" | "6")
+        // PostgreSQL: connection exceptions (08), insufficient resources (53), operator
+        // intervention such as a shutdown or restart (57P01-57P03), serialization failures
+        // and deadlocks (40001, 40P01).
+        || code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -9,4 +9,5 @@ mod bad_input;
 mod delivery;
 mod durability;
 mod groups;
+mod multi;
 mod tls;
