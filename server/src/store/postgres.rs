@@ -41,6 +41,8 @@ pub struct PgStore {
     /// Tags this server's notifications so that its own listener skips them.
     instance: u64,
     feed: std::sync::Mutex<Option<mpsc::Receiver<Change>>>,
+    notifier: std::sync::Mutex<Option<mpsc::UnboundedSender<String>>>,
+    notifier_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl PgStore {
@@ -64,11 +66,15 @@ impl PgStore {
         let (tx, rx) = mpsc::channel(1024);
         let listener = PgListener::connect_with(&pool).await?;
         tokio::spawn(listen(listener, instance, tx));
+        let (notify_tx, notify_rx) = mpsc::unbounded_channel();
+        let notifier_task = tokio::spawn(notifier(pool.clone(), notify_rx));
         Ok(PgStore {
             pool,
             options,
             instance,
             feed: std::sync::Mutex::new(Some(rx)),
+            notifier: std::sync::Mutex::new(Some(notify_tx)),
+            notifier_task: std::sync::Mutex::new(Some(notifier_task)),
         })
     }
 
@@ -78,28 +84,42 @@ impl PgStore {
         &self.options
     }
 
-    /// Tells the other servers what changed. Best effort: a lost notification only delays
-    /// delivery until the next one or the next resync, and the caller's commit stands.
-    async fn notify(&self, payload: String) {
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(&payload)
-            .execute(&self.pool)
-            .await;
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, "NOTIFY failed; other servers will catch up later");
+    /// Tells the other servers what changed, through the notifier task, so that no caller
+    /// waits for it. Best effort: a lost notification only delays delivery until the next
+    /// one or the next resync, and the caller's commit stands.
+    fn notify(&self, payload: String) {
+        let notifier = self
+            .notifier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(notifier) = notifier.as_ref() {
+            let _ = notifier.send(payload);
         }
     }
 
-    async fn notify_changed(&self, changed: &Changed) {
+    fn notify_changed(&self, changed: &Changed) {
         let ids: Vec<String> = changed.notify.iter().map(|u| u.0.to_string()).collect();
         self.notify(format!(
             "{} c {} {}",
             self.instance,
             changed.info.id.0,
             ids.join(",")
-        ))
-        .await;
+        ));
+    }
+}
+
+/// Sends NOTIFYs one after another, outside any writing transaction (NOTIFY inside one takes
+/// a global lock at commit), until the store closes.
+async fn notifier(pool: PgPool, mut payloads: mpsc::UnboundedReceiver<String>) {
+    while let Some(payload) = payloads.recv().await {
+        let sent = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(&payload)
+            .execute(&pool)
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "NOTIFY failed; other servers will catch up later");
+        }
     }
 }
 
@@ -521,7 +541,7 @@ impl Store for PgStore {
         let info = load_info(&mut tx, conversation, false).await?;
         tx.commit().await?;
         let changed = Changed { info, notify };
-        self.notify_changed(&changed).await;
+        self.notify_changed(&changed);
         Ok(changed)
     }
 
@@ -597,7 +617,7 @@ impl Store for PgStore {
         let info = load_info(&mut tx, conversation, false).await?;
         tx.commit().await?;
         let changed = Changed { info, notify };
-        self.notify_changed(&changed).await;
+        self.notify_changed(&changed);
         Ok(changed)
     }
 
@@ -660,7 +680,7 @@ impl Store for PgStore {
             info,
             notify: vec![user.id, peer_id],
         };
-        self.notify_changed(&changed).await;
+        self.notify_changed(&changed);
         Ok(changed)
     }
 
@@ -700,22 +720,24 @@ impl Store for PgStore {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        // One round trip: the rows locked, their counters, and their members.
         let locked = sqlx::query(
-            "SELECT id, last_seq FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            "SELECT c.id, c.last_seq,
+                    ARRAY(SELECT m.user_id FROM memberships m
+                          WHERE m.conversation_id = c.id AND m.left_after IS NULL)
+             FROM conversations c WHERE c.id = ANY($1) ORDER BY c.id FOR UPDATE OF c",
         )
         .bind(&conversations)
         .fetch_all(&mut *tx)
         .await?;
-        let mut counters: HashMap<ConversationId, Seq> = locked
-            .iter()
-            .map(|r| (ConversationId(r.get(0)), Seq(r.get(1))))
-            .collect();
-        let mut members: HashMap<ConversationId, Vec<UserId>> = HashMap::new();
-        for conversation in counters.keys() {
-            members.insert(
-                *conversation,
-                current_member_ids(&mut tx, *conversation).await?,
-            );
+        let mut counters: HashMap<ConversationId, Seq> = HashMap::with_capacity(locked.len());
+        let mut members: HashMap<ConversationId, Vec<UserId>> =
+            HashMap::with_capacity(locked.len());
+        for row in &locked {
+            let conversation = ConversationId(row.get(0));
+            counters.insert(conversation, Seq(row.get(1)));
+            let ids: Vec<i64> = row.get(2);
+            members.insert(conversation, ids.into_iter().map(UserId).collect());
         }
         // Resends: (conversation, sender, client id) already stored. With the rows locked,
         // no other server can insert one of these meanwhile.
@@ -795,12 +817,20 @@ impl Store for PgStore {
             }
         }
         if !c_col.is_empty() {
+            // The rows and the counters they advance, in one statement.
+            let (counter_ids, counter_seqs): (Vec<i64>, Vec<i64>) =
+                touched.iter().map(|c| (c.0, counters[c].0)).unzip();
             sqlx::query(
-                "INSERT INTO messages
-                 (conversation_id, seq, sender_id, client_msg_id, sent_at, envelope)
-                 SELECT c, s, u, id, $5, e
-                 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[], $6::bytea[])
-                     AS b (c, s, u, id, e)",
+                "WITH inserted AS (
+                     INSERT INTO messages
+                     (conversation_id, seq, sender_id, client_msg_id, sent_at, envelope)
+                     SELECT c, s, u, id, $5, e
+                     FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[],
+                                 $6::bytea[]) AS b (c, s, u, id, e)
+                 )
+                 UPDATE conversations SET last_seq = v.seq
+                 FROM UNNEST($7::bigint[], $8::bigint[]) AS v (id, seq)
+                 WHERE conversations.id = v.id",
             )
             .bind(c_col)
             .bind(seq_col)
@@ -808,15 +838,10 @@ impl Store for PgStore {
             .bind(id_col)
             .bind(now.0)
             .bind(env_col)
+            .bind(counter_ids)
+            .bind(counter_seqs)
             .execute(&mut *tx)
             .await?;
-        }
-        for conversation in &touched {
-            sqlx::query("UPDATE conversations SET last_seq = $1 WHERE id = $2")
-                .bind(counters[conversation].0)
-                .bind(conversation.0)
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await?;
         outcome.audiences = members
@@ -825,8 +850,7 @@ impl Store for PgStore {
             .collect();
         if !touched.is_empty() {
             let ids: Vec<String> = touched.iter().map(|c| c.0.to_string()).collect();
-            self.notify(format!("{} m {}", self.instance, ids.join(",")))
-                .await;
+            self.notify(format!("{} m {}", self.instance, ids.join(",")));
         }
         Ok(outcome)
     }
@@ -920,6 +944,22 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
+        // Let the notifier send what is queued, stop it, then close the pool.
+        use std::sync::PoisonError;
+        drop(
+            self.notifier
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let task = self
+            .notifier_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
         self.pool.close().await;
     }
 
