@@ -115,7 +115,13 @@ async fn postgres_admin() -> Option<PgConnection> {
             panic!("PostgreSQL is required (FASTCHAT_REQUIRE_POSTGRES) but {admin} fails: {e}")
         }
         Err(e) => {
-            eprintln!("skipped: no PostgreSQL at {admin} ({e})");
+            // Once per test process, and past the test harness's output capture, so that a
+            // developer without PostgreSQL sees why those tests did nothing.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "skipped: no PostgreSQL at {admin} ({e})");
+            });
             None
         }
     }
