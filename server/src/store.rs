@@ -14,6 +14,7 @@
 //! - A backend shared by several servers reports what the others committed through
 //!   [`Store::changes`]; those reports are hints, and the database stays the truth.
 
+mod membership;
 pub mod postgres;
 pub mod rules;
 pub mod sqlite;
@@ -144,6 +145,17 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Database(e),
         }
     }
+}
+
+pub(crate) fn unknown_user(name: &str) -> StoreError {
+    StoreError::refused(ErrorCode::UnknownUser, format!("no user named {name}"))
+}
+
+pub(crate) fn unknown_conversation(id: ConversationId) -> StoreError {
+    StoreError::refused(
+        ErrorCode::UnknownConversation,
+        format!("no conversation {}", id.0),
+    )
 }
 
 /// Database error codes that mean "not now" rather than "never": the request was not

@@ -24,10 +24,11 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Row};
 use tokio::sync::mpsc;
 
-use super::rules::{self, CurrentMember};
+use super::membership::{self, MembershipTx};
+use super::rules::CurrentMember;
 use super::{
     AppendOutcome, Appended, Change, Changed, Credentials, NewMessage, Store, StoreError,
-    StoreResult, User, UserId,
+    StoreResult, User, UserId, unknown_conversation, unknown_user,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/server/postgres");
@@ -196,180 +197,222 @@ fn parse(payload: &str, instance: u64) -> Option<Change> {
     }
 }
 
-fn not_found_user(name: &str) -> StoreError {
-    StoreError::refused(ErrorCode::UnknownUser, format!("no user named {name}"))
-}
-
-fn unknown_conversation(id: ConversationId) -> StoreError {
-    StoreError::refused(
-        ErrorCode::UnknownConversation,
-        format!("no conversation {}", id.0),
-    )
-}
-
 fn epoch_of(value: i64) -> Epoch {
     Epoch(u32::try_from(value).unwrap_or(u32::MAX))
 }
 
-async fn user_id(conn: &mut PgConnection, name: &str) -> StoreResult<UserId> {
-    sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = $1")
+#[async_trait]
+impl MembershipTx for PgConnection {
+    async fn user_id(&mut self, name: &str) -> StoreResult<UserId> {
+        sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = $1")
+            .bind(name)
+            .fetch_optional(self)
+            .await?
+            .map(UserId)
+            .ok_or_else(|| unknown_user(name))
+    }
+
+    async fn current_members(&mut self, c: ConversationId) -> StoreResult<Vec<CurrentMember>> {
+        let rows = sqlx::query(
+            "SELECT u.username, ms.is_admin FROM memberships ms JOIN users u ON u.id = ms.user_id
+             WHERE ms.conversation_id = $1 AND ms.left_after IS NULL ORDER BY u.username",
+        )
+        .bind(c.0)
+        .fetch_all(self)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CurrentMember {
+                username: r.get(0),
+                admin: r.get(1),
+            })
+            .collect())
+    }
+
+    async fn current_member_ids(&mut self, c: ConversationId) -> StoreResult<Vec<UserId>> {
+        let ids = sqlx::query_scalar::<_, i64>(
+            "SELECT user_id FROM memberships WHERE conversation_id = $1 AND left_after IS NULL",
+        )
+        .bind(c.0)
+        .fetch_all(self)
+        .await?;
+        Ok(ids.into_iter().map(UserId).collect())
+    }
+
+    async fn load_info(&mut self, c: ConversationId, lock: bool) -> StoreResult<ConversationInfo> {
+        let sql = if lock {
+            "SELECT kind, name, epoch, last_seq FROM conversations WHERE id = $1 FOR UPDATE"
+        } else {
+            "SELECT kind, name, epoch, last_seq FROM conversations WHERE id = $1"
+        };
+        let row = sqlx::query(sql)
+            .bind(c.0)
+            .fetch_optional(&mut *self)
+            .await?
+            .ok_or_else(|| unknown_conversation(c))?;
+        let kind = match (
+            row.get::<String, _>(0).as_str(),
+            row.get::<Option<String>, _>(1),
+        ) {
+            ("group", Some(name)) => ConversationKind::Group { name },
+            _ => ConversationKind::Direct,
+        };
+        let members = self
+            .current_members(c)
+            .await?
+            .into_iter()
+            .map(|m| Member {
+                username: m.username,
+                admin: m.admin,
+            })
+            .collect();
+        Ok(ConversationInfo {
+            id: c,
+            kind,
+            members,
+            epoch: epoch_of(row.get(2)),
+            last_seq: Seq(row.get(3)),
+        })
+    }
+
+    async fn insert_group(
+        &mut self,
+        name: &str,
+        creator: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Option<ConversationId>> {
+        let id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO conversations (kind, name, created_by, created_at, epoch)
+             VALUES ('group', $1, $2, $3, 1) ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
         .bind(name)
-        .fetch_optional(conn)
-        .await?
-        .map(UserId)
-        .ok_or_else(|| not_found_user(name))
-}
+        .bind(creator.0)
+        .bind(now.0)
+        .fetch_optional(self)
+        .await?;
+        Ok(id.map(ConversationId))
+    }
 
-async fn current_members(
-    conn: &mut PgConnection,
-    conversation: ConversationId,
-) -> StoreResult<Vec<CurrentMember>> {
-    let rows = sqlx::query(
-        "SELECT u.username, ms.is_admin FROM memberships ms JOIN users u ON u.id = ms.user_id
-         WHERE ms.conversation_id = $1 AND ms.left_after IS NULL ORDER BY u.username",
-    )
-    .bind(conversation.0)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| CurrentMember {
-            username: r.get(0),
-            admin: r.get(1),
-        })
-        .collect())
-}
+    async fn insert_direct(
+        &mut self,
+        key: &str,
+        creator: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Option<ConversationId>> {
+        let id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO conversations (kind, direct_key, created_by, created_at, epoch)
+             VALUES ('direct', $1, $2, $3, 1) ON CONFLICT (direct_key) DO NOTHING RETURNING id",
+        )
+        .bind(key)
+        .bind(creator.0)
+        .bind(now.0)
+        .fetch_optional(self)
+        .await?;
+        Ok(id.map(ConversationId))
+    }
 
-async fn current_member_ids(
-    conn: &mut PgConnection,
-    conversation: ConversationId,
-) -> StoreResult<Vec<UserId>> {
-    let ids = sqlx::query_scalar::<_, i64>(
-        "SELECT user_id FROM memberships WHERE conversation_id = $1 AND left_after IS NULL",
-    )
-    .bind(conversation.0)
-    .fetch_all(conn)
-    .await?;
-    Ok(ids.into_iter().map(UserId).collect())
-}
+    async fn find_direct(&mut self, key: &str) -> StoreResult<ConversationId> {
+        let id = sqlx::query_scalar::<_, i64>("SELECT id FROM conversations WHERE direct_key = $1")
+            .bind(key)
+            .fetch_one(self)
+            .await?;
+        Ok(ConversationId(id))
+    }
 
-/// Reads a conversation; with `lock`, takes its row lock for the rest of the transaction.
-async fn load_info(
-    conn: &mut PgConnection,
-    conversation: ConversationId,
-    lock: bool,
-) -> StoreResult<ConversationInfo> {
-    let sql = if lock {
-        "SELECT kind, name, epoch, last_seq FROM conversations WHERE id = $1 FOR UPDATE"
-    } else {
-        "SELECT kind, name, epoch, last_seq FROM conversations WHERE id = $1"
-    };
-    let row = sqlx::query(sql)
-        .bind(conversation.0)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| unknown_conversation(conversation))?;
-    let kind = match (
-        row.get::<String, _>(0).as_str(),
-        row.get::<Option<String>, _>(1),
-    ) {
-        ("group", Some(name)) => ConversationKind::Group { name },
-        _ => ConversationKind::Direct,
-    };
-    let members = current_members(conn, conversation)
-        .await?
-        .into_iter()
-        .map(|m| Member {
-            username: m.username,
-            admin: m.admin,
-        })
-        .collect();
-    Ok(ConversationInfo {
-        id: conversation,
-        kind,
-        members,
-        epoch: epoch_of(row.get(2)),
-        last_seq: Seq(row.get(3)),
-    })
-}
+    async fn join(
+        &mut self,
+        c: ConversationId,
+        user: UserId,
+        admin: bool,
+        after: Seq,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO memberships (conversation_id, user_id, is_admin, joined_after)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(c.0)
+        .bind(user.0)
+        .bind(admin)
+        .bind(after.0)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
 
-async fn insert_epoch(
-    conn: &mut PgConnection,
-    conversation: ConversationId,
-    epoch: Epoch,
-    by: UserId,
-    material: &EpochMaterial,
-    now: Timestamp,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO epochs (conversation_id, epoch, changed_by, proof, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(conversation.0)
-    .bind(i64::from(epoch.0))
-    .bind(by.0)
-    .bind(material.proof.as_ref())
-    .bind(now.0)
-    .execute(&mut *conn)
-    .await?;
-    for key in &material.keys {
-        let member = user_id(conn, &key.username).await?;
+    async fn leave(&mut self, c: ConversationId, user: UserId, after: Seq) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE memberships SET left_after = $1
+             WHERE conversation_id = $2 AND user_id = $3 AND left_after IS NULL",
+        )
+        .bind(after.0)
+        .bind(c.0)
+        .bind(user.0)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_epoch(&mut self, c: ConversationId, epoch: Epoch) -> StoreResult<()> {
+        sqlx::query("UPDATE conversations SET epoch = $1 WHERE id = $2")
+            .bind(i64::from(epoch.0))
+            .bind(c.0)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_epoch(
+        &mut self,
+        c: ConversationId,
+        epoch: Epoch,
+        by: UserId,
+        proof: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO epochs (conversation_id, epoch, changed_by, proof, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(c.0)
+        .bind(i64::from(epoch.0))
+        .bind(by.0)
+        .bind(proof)
+        .bind(now.0)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_epoch_key(
+        &mut self,
+        c: ConversationId,
+        epoch: Epoch,
+        user: UserId,
+        wrapped: &[u8],
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO epoch_keys (conversation_id, epoch, user_id, wrapped)
              VALUES ($1, $2, $3, $4)",
         )
-        .bind(conversation.0)
+        .bind(c.0)
         .bind(i64::from(epoch.0))
-        .bind(member.0)
-        .bind(key.wrapped.as_ref())
-        .execute(&mut *conn)
+        .bind(user.0)
+        .bind(wrapped)
+        .execute(self)
         .await?;
+        Ok(())
     }
-    Ok(())
-}
 
-async fn join(
-    conn: &mut PgConnection,
-    conversation: ConversationId,
-    user: UserId,
-    admin: bool,
-    after: Seq,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO memberships (conversation_id, user_id, is_admin, joined_after)
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(conversation.0)
-    .bind(user.0)
-    .bind(admin)
-    .bind(after.0)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn non_member(
-    conn: &mut PgConnection,
-    conversation: ConversationId,
-    user: UserId,
-) -> StoreResult<StoreError> {
-    let was_member = sqlx::query_scalar::<_, i32>(
-        "SELECT 1 FROM memberships WHERE conversation_id = $1 AND user_id = $2 LIMIT 1",
-    )
-    .bind(conversation.0)
-    .bind(user.0)
-    .fetch_optional(conn)
-    .await?;
-    Ok(match was_member {
-        Some(_) => StoreError::refused(
-            ErrorCode::NotMember,
-            format!(
-                "you are no longer a member of conversation {}",
-                conversation.0
-            ),
-        ),
-        None => unknown_conversation(conversation),
-    })
+    async fn was_member(&mut self, c: ConversationId, user: UserId) -> StoreResult<bool> {
+        let row = sqlx::query_scalar::<_, i32>(
+            "SELECT 1 FROM memberships WHERE conversation_id = $1 AND user_id = $2 LIMIT 1",
+        )
+        .bind(c.0)
+        .bind(user.0)
+        .fetch_optional(self)
+        .await?;
+        Ok(row.is_some())
+    }
 }
 
 fn client_msg_id(bytes: &[u8]) -> ClientMsgId {
@@ -506,41 +549,10 @@ impl Store for PgStore {
         material: &EpochMaterial,
         now: Timestamp,
     ) -> StoreResult<Changed> {
-        let mut names: BTreeSet<String> = rules::normalize(members).into_iter().collect();
-        names.insert(creator.username.clone());
-        rules::check_size(names.len())?;
-        rules::check_keys(material, &names)?;
-
         let mut tx = self.pool.begin().await?;
-        let created = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO conversations (kind, name, created_by, created_at, epoch)
-             VALUES ('group', $1, $2, $3, 1) RETURNING id",
-        )
-        .bind(name)
-        .bind(creator.id.0)
-        .bind(now.0)
-        .fetch_one(&mut *tx)
-        .await;
-        let conversation = match created {
-            Ok(id) => ConversationId(id),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(StoreError::refused(
-                    ErrorCode::NameTaken,
-                    format!("a group named {name} exists already"),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let mut notify = Vec::with_capacity(names.len());
-        for member in &names {
-            let id = user_id(&mut tx, member).await?;
-            join(&mut tx, conversation, id, id == creator.id, Seq(0)).await?;
-            notify.push(id);
-        }
-        insert_epoch(&mut tx, conversation, Epoch(1), creator.id, material, now).await?;
-        let info = load_info(&mut tx, conversation, false).await?;
+        let changed =
+            membership::create_group(&mut *tx, creator, name, members, material, now).await?;
         tx.commit().await?;
-        let changed = Changed { info, notify };
         self.notify_changed(&changed);
         Ok(changed)
     }
@@ -551,72 +563,9 @@ impl Store for PgStore {
         amend: &AmendGroup,
         now: Timestamp,
     ) -> StoreResult<Changed> {
-        let add = rules::normalize(&amend.add);
-        let remove = rules::normalize(&amend.remove);
-        let conversation = amend.conversation;
-
         let mut tx = self.pool.begin().await?;
-        // The row lock serialises this change with appends to the conversation on every
-        // server, so membership stretches line up exactly with sequence numbers.
-        let before = load_info(&mut tx, conversation, true).await?;
-        if !matches!(before.kind, ConversationKind::Group { .. }) {
-            return Err(StoreError::refused(
-                ErrorCode::WrongConversationKind,
-                "a direct conversation cannot be amended",
-            ));
-        }
-        let current = current_members(&mut tx, conversation).await?;
-        if !current.iter().any(|m| m.username == by.username) {
-            return Err(unknown_conversation(conversation));
-        }
-        let after = rules::check_amend(&current, &by.username, &add, &remove)?;
-        if amend.new_epoch.0 != before.epoch.0 + 1 {
-            return Err(StoreError::refused(
-                ErrorCode::EpochConflict,
-                format!(
-                    "the group is at epoch {}, so the change must start epoch {}",
-                    before.epoch.0,
-                    before.epoch.0 + 1
-                ),
-            ));
-        }
-        rules::check_keys(&amend.material, &after)?;
-
-        let mut notify = current_member_ids(&mut tx, conversation).await?;
-        for name in &remove {
-            let id = user_id(&mut tx, name).await?;
-            sqlx::query(
-                "UPDATE memberships SET left_after = $1
-                 WHERE conversation_id = $2 AND user_id = $3 AND left_after IS NULL",
-            )
-            .bind(before.last_seq.0)
-            .bind(conversation.0)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for name in &add {
-            let id = user_id(&mut tx, name).await?;
-            join(&mut tx, conversation, id, false, before.last_seq).await?;
-            notify.push(id);
-        }
-        sqlx::query("UPDATE conversations SET epoch = $1 WHERE id = $2")
-            .bind(i64::from(amend.new_epoch.0))
-            .bind(conversation.0)
-            .execute(&mut *tx)
-            .await?;
-        insert_epoch(
-            &mut tx,
-            conversation,
-            amend.new_epoch,
-            by.id,
-            &amend.material,
-            now,
-        )
-        .await?;
-        let info = load_info(&mut tx, conversation, false).await?;
+        let changed = membership::amend_group(&mut *tx, by, amend, now).await?;
         tx.commit().await?;
-        let changed = Changed { info, notify };
         self.notify_changed(&changed);
         Ok(changed)
     }
@@ -628,59 +577,12 @@ impl Store for PgStore {
         material: &EpochMaterial,
         now: Timestamp,
     ) -> StoreResult<Changed> {
-        if peer == user.username {
-            return Err(StoreError::refused(
-                ErrorCode::InvalidRequest,
-                "a direct conversation needs another user",
-            ));
-        }
         let mut tx = self.pool.begin().await?;
-        let peer_id = user_id(&mut tx, peer).await?;
-        let (lo, hi) = if user.id < peer_id {
-            (user.id, peer_id)
-        } else {
-            (peer_id, user.id)
-        };
-        let key = format!("{}:{}", lo.0, hi.0);
-        let names: BTreeSet<String> = [user.username.clone(), peer.to_owned()].into();
-        rules::check_keys(material, &names)?;
-        // Two users opening their conversation at once on two servers: one insert wins, the
-        // other finds it.
-        let created = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO conversations (kind, direct_key, created_by, created_at, epoch)
-             VALUES ('direct', $1, $2, $3, 1) ON CONFLICT (direct_key) DO NOTHING RETURNING id",
-        )
-        .bind(&key)
-        .bind(user.id.0)
-        .bind(now.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = created else {
-            tx.rollback().await?;
-            let id =
-                sqlx::query_scalar::<_, i64>("SELECT id FROM conversations WHERE direct_key = $1")
-                    .bind(&key)
-                    .fetch_one(&self.pool)
-                    .await?;
-            let mut conn = self.pool.acquire().await?;
-            let info = load_info(&mut conn, ConversationId(id), false).await?;
-            return Ok(Changed {
-                info,
-                notify: Vec::new(),
-            });
-        };
-        let conversation = ConversationId(id);
-        for id in [user.id, peer_id] {
-            join(&mut tx, conversation, id, false, Seq(0)).await?;
-        }
-        insert_epoch(&mut tx, conversation, Epoch(1), user.id, material, now).await?;
-        let info = load_info(&mut tx, conversation, false).await?;
+        let changed = membership::open_direct(&mut *tx, user, peer, material, now).await?;
         tx.commit().await?;
-        let changed = Changed {
-            info,
-            notify: vec![user.id, peer_id],
-        };
-        self.notify_changed(&changed);
+        if !changed.notify.is_empty() {
+            self.notify_changed(&changed);
+        }
         Ok(changed)
     }
 
@@ -695,7 +597,7 @@ impl Store for PgStore {
         .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(load_info(&mut conn, ConversationId(id), false).await?);
+            out.push(conn.load_info(ConversationId(id), false).await?);
         }
         Ok(out)
     }
@@ -786,7 +688,8 @@ impl Store for PgStore {
                 .get(&conversation)
                 .is_some_and(|ids| ids.contains(&message.sender.id));
             if !is_member {
-                let refusal = non_member(&mut tx, conversation, message.sender.id).await?;
+                let refusal =
+                    membership::non_member(&mut *tx, conversation, message.sender.id).await?;
                 outcome.results.push(Err(refusal.to_error_body()));
                 continue;
             }
@@ -928,12 +831,12 @@ impl Store for PgStore {
 
     async fn conversation(&self, conversation: ConversationId) -> StoreResult<ConversationInfo> {
         let mut conn = self.pool.acquire().await?;
-        load_info(&mut conn, conversation, false).await
+        conn.load_info(conversation, false).await
     }
 
     async fn member_ids(&self, conversation: ConversationId) -> StoreResult<Vec<UserId>> {
         let mut conn = self.pool.acquire().await?;
-        current_member_ids(&mut conn, conversation).await
+        conn.current_member_ids(conversation).await
     }
 
     fn changes(&self) -> Option<mpsc::Receiver<Change>> {
