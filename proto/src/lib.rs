@@ -8,6 +8,7 @@
 //! - A frame is a 4-byte big-endian length followed by a postcard-encoded body, never longer
 //!   than [`frame::MAX_FRAME_LEN`]; binary payloads travel as raw bytes, never base64.
 
+pub mod balancer;
 pub mod error;
 pub mod frame;
 pub mod ids;
