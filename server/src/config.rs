@@ -1,10 +1,12 @@
 //! The server's tunables, with the defaults a deployment gets.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fastchat_proto::MAX_ENVELOPE_LEN;
 
 use crate::accounts::LoginLimits;
+use crate::announce::Metrics;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -31,6 +33,8 @@ pub struct Config {
     pub login_limits: LoginLimits,
     /// Password hashes computed at once (each takes ~19 MiB and ~50 ms of a core).
     pub hash_concurrency: usize,
+    /// Live counters, shared with whoever reports them (the balancer heartbeat).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             login_limits: LoginLimits::default(),
             hash_concurrency: std::thread::available_parallelism().map_or(2, usize::from),
+            metrics: Arc::default(),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! semaphore caps the number of connections.
 
 pub mod accounts;
+pub mod announce;
 pub mod config;
 pub mod connection;
 pub mod delivery;
@@ -184,6 +185,7 @@ impl Listener {
             let tls = self.tls.clone();
             let shutdown = self.notify_shutdown.subscribe();
             let done = self.shutdown_complete_tx.clone();
+            let counted = shared.config.metrics.connection();
             tokio::spawn(async move {
                 let handshake = shared.config.handshake_timeout;
                 match tls {
@@ -206,6 +208,7 @@ impl Listener {
                         }
                     }
                 }
+                drop(counted);
                 drop(permit);
                 drop(done);
             });

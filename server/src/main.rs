@@ -4,14 +4,17 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use fastchat_server::announce::{Announce, announce};
 use fastchat_server::store::Store;
 use fastchat_server::store::postgres::PgStore;
 use fastchat_server::store::sqlite::SqliteStore;
 use fastchat_server::{Config, tls};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 /// A FastChat chat server: accounts, groups and durable, ordered delivery of end-to-end
 /// encrypted messages (it only ever sees ciphertext).
@@ -27,6 +30,14 @@ struct Args {
     /// This server's name, shown to clients and in logs.
     #[arg(long, value_name = "NAME", default_value = "server-1")]
     id: String,
+    /// Register with this balancer and send it a heartbeat every second (CPU use and live
+    /// connections).
+    #[arg(long, value_name = "ADDR")]
+    balancer: Option<String>,
+    /// The address clients should use for this server, as told to the balancer (default:
+    /// the address it listens on).
+    #[arg(long, value_name = "ADDR", requires = "balancer")]
+    advertise: Option<String>,
     /// PEM certificate chain: serve TLS on the client port (needs --tls-key).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -79,13 +90,35 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let config = Config {
-        server_id: args.id,
+        server_id: args.id.clone(),
         max_connections: args.max_connections,
         ..Config::default()
     };
+    let announcing = args.balancer.map(|balancer| {
+        let target = Announce {
+            balancer,
+            id: args.id,
+            addr: args.advertise.unwrap_or_else(|| addr.to_string()),
+            interval: Duration::from_secs(1),
+        };
+        let (stop, stopped) = oneshot::channel();
+        (
+            stop,
+            tokio::spawn(announce(target, Arc::clone(&config.metrics), stopped)),
+        )
+    });
     tracing::info!(%addr, tls = tls.is_some(), database = %redact(&url), "serving");
     println!("listening on {addr}");
-    fastchat_server::run(listener, store, config, tls, shutdown_signal()).await?;
+    let served = fastchat_server::run(listener, store, config, tls, shutdown_signal()).await;
+    if let Some((stop, task)) = announcing {
+        let _ = stop.send(());
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "announcing to the balancer failed"),
+            Err(e) => tracing::warn!(error = %e, "announcing task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

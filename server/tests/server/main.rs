@@ -5,6 +5,7 @@
 mod support;
 
 mod accounts;
+mod announce;
 mod bad_input;
 mod delivery;
 mod durability;
