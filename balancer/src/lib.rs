@@ -57,6 +57,7 @@ impl State {
 #[derive(Debug)]
 pub struct Balancer {
     pub addr: SocketAddr,
+    state: State,
     handle: ServerHandle,
     prober: tokio::task::JoinHandle<()>,
 }
@@ -75,12 +76,19 @@ impl Balancer {
         let server = Server::builder().build(listen).await?;
         let addr = server.local_addr()?;
         let handle = server.start(module(state.clone())?);
-        let prober = tokio::spawn(probe(state, config.probe_interval, handle.clone()));
+        let prober = tokio::spawn(probe(state.clone(), config.probe_interval, handle.clone()));
         Ok(Balancer {
             addr,
+            state,
             handle,
             prober,
         })
+    }
+
+    /// The servers as `servers` reports them, for a launcher in the same process.
+    #[must_use]
+    pub fn statuses(&self) -> Vec<fastchat_proto::balancer::ServerStatus> {
+        self.state.lock().statuses(Instant::now())
     }
 
     /// Stops serving and waits for the probe task.
