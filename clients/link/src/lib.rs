@@ -13,6 +13,8 @@
 //!   growing memory. So a caller must keep reading [`Pushes`] (or drop it, which discards
 //!   pushes) while it waits for responses: responses queue behind unread pushes.
 
+pub mod policy;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

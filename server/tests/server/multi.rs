@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use fastchat_link::policy::{ClientStrategy, Dialer};
 use fastchat_link::{Link, LinkConfig, LinkError, Pushes};
 use fastchat_proto::{
     ConversationId, Cursor, Push, Resume, SendMessage, Seq, SessionToken, StoredMessage,
@@ -175,29 +176,34 @@ impl Drop for ServerProcess {
     }
 }
 
-/// What the daemon's reconnect policy does, reduced to its core: on a lost connection, try
-/// the servers in turn, resume the session with its token, and (for a receiver) sync from
-/// its cursor.
+/// What the daemon's reconnect policy does, reduced to its core: the link's dialer finds a
+/// server that answers (with backoff), and the session resumes there with its token (a
+/// receiver then syncs from its cursor).
 async fn reconnect(servers: &[String], token: &SessionToken) -> (Link, Pushes) {
+    let mut dialer = Dialer::new(
+        servers.to_vec(),
+        ClientStrategy::Random,
+        LinkConfig::new(""),
+    );
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
-        for addr in servers {
-            if let Ok((link, pushes)) = Link::connect(&LinkConfig::new(addr)).await
-                && link
-                    .request(Resume {
-                        token: token.clone(),
-                    })
-                    .await
-                    .is_ok()
-            {
-                return (link, pushes);
-            }
+        let (_, link, pushes) = dialer
+            .connect(None, deadline)
+            .await
+            .expect("a server answers");
+        if link
+            .request(Resume {
+                token: token.clone(),
+            })
+            .await
+            .is_ok()
+        {
+            return (link, pushes);
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "no server to resume on"
         );
-        tokio::task::yield_now().await;
     }
 }
 

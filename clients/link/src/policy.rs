@@ -1,0 +1,287 @@
+//! Choosing a server and reconnecting: the policy half of the server link, shared by the
+//! daemon and the bench.
+//!
+//! A [`Dialer`] holds the server list (from the balancer's `servers` or `--server` flags)
+//! and a strategy: `client-round-robin` cycles through the list, `random` picks at random,
+//! both never choosing the server that just failed while another remains. Between failed
+//! attempts it waits with exponential backoff and full jitter (100 ms base, 10 s cap by
+//! default), so a client facing no servers at all makes a bounded number of attempts per
+//! minute and never spins. Failures are logged as a summary at most every 30 s, not a line
+//! per attempt.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio::time::Instant;
+
+use crate::{Link, LinkConfig, LinkError, Pushes};
+
+/// How the client itself chooses among known servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientStrategy {
+    ClientRoundRobin,
+    Random,
+}
+
+impl FromStr for ClientStrategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "client-round-robin" => Ok(ClientStrategy::ClientRoundRobin),
+            "random" => Ok(ClientStrategy::Random),
+            other => Err(format!(
+                "{other} is not a client-side strategy (client-round-robin, random)"
+            )),
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: the n-th wait is uniform in
+/// `0..=min(cap, base * 2^n)`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    attempt: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
+    }
+}
+
+impl Backoff {
+    #[must_use]
+    pub fn new(base: Duration, cap: Duration) -> Backoff {
+        Backoff {
+            base,
+            cap,
+            attempt: 0,
+        }
+    }
+
+    /// The next wait; each call doubles the ceiling up to the cap.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1 << self.attempt.min(20))
+            .min(self.cap);
+        self.attempt = self.attempt.saturating_add(1);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(rand::rng().random_range(0..=nanos))
+    }
+
+    /// After a success: start again from the base.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// Picks servers from a list and connects, with backoff between failures.
+#[derive(Debug)]
+pub struct Dialer {
+    servers: Vec<String>,
+    strategy: ClientStrategy,
+    template: LinkConfig,
+    backoff: Backoff,
+    next: usize,
+    failures: u64,
+    last_summary: Option<Instant>,
+    /// Attempts made so far (for callers' metrics and tests).
+    pub attempts: u64,
+}
+
+impl Dialer {
+    /// `template` supplies everything but the address (TLS, timeouts, client name).
+    #[must_use]
+    pub fn new(servers: Vec<String>, strategy: ClientStrategy, template: LinkConfig) -> Dialer {
+        Dialer {
+            servers,
+            strategy,
+            template,
+            backoff: Backoff::default(),
+            next: 0,
+            failures: 0,
+            last_summary: None,
+            attempts: 0,
+        }
+    }
+
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: Backoff) -> Dialer {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Replaces the server list (a fresh `servers` answer from the balancer); the old list
+    /// stays in use whenever the balancer cannot be asked.
+    pub fn set_servers(&mut self, servers: Vec<String>) {
+        if !servers.is_empty() {
+            self.servers = servers;
+        }
+    }
+
+    #[must_use]
+    pub fn servers(&self) -> &[String] {
+        &self.servers
+    }
+
+    /// The server to try next, avoiding `failed` while any other is known.
+    #[must_use]
+    pub fn choose(&mut self, failed: Option<&str>) -> Option<String> {
+        let candidates: Vec<&String> = self
+            .servers
+            .iter()
+            .filter(|s| Some(s.as_str()) != failed)
+            .collect();
+        let pool = if candidates.is_empty() {
+            self.servers.iter().collect()
+        } else {
+            candidates
+        };
+        if pool.is_empty() {
+            return None;
+        }
+        let i = match self.strategy {
+            ClientStrategy::ClientRoundRobin => {
+                let i = self.next % pool.len();
+                self.next = self.next.wrapping_add(1);
+                i
+            }
+            ClientStrategy::Random => rand::rng().random_range(0..pool.len()),
+        };
+        Some(pool[i].clone())
+    }
+
+    /// Connects to a server, trying others and backing off until one answers or `give_up`
+    /// passes. `failed` is the server just lost, tried last.
+    ///
+    /// # Errors
+    /// The last connection error when `give_up` passes first.
+    pub async fn connect(
+        &mut self,
+        failed: Option<&str>,
+        give_up: Instant,
+    ) -> Result<(String, Link, Pushes), LinkError> {
+        let mut avoid = failed.map(str::to_owned);
+        loop {
+            let Some(addr) = self.choose(avoid.as_deref()) else {
+                return Err(LinkError::Connect {
+                    addr: String::new(),
+                    message: "no servers known".into(),
+                });
+            };
+            self.attempts += 1;
+            let config = LinkConfig {
+                addr: addr.clone(),
+                ..self.template.clone()
+            };
+            let error = match Link::connect(&config).await {
+                Ok((link, pushes)) => {
+                    if self.failures > 0 {
+                        tracing::info!(server = %addr, after = self.failures, "connected after failed attempts");
+                    }
+                    self.failures = 0;
+                    self.backoff.reset();
+                    return Ok((addr, link, pushes));
+                }
+                Err(e) => e,
+            };
+            self.failures += 1;
+            let now = Instant::now();
+            if self
+                .last_summary
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(30))
+            {
+                tracing::warn!(failures = self.failures, last = %error, "cannot reach a server; retrying with backoff");
+                self.last_summary = Some(now);
+            }
+            let wait = self.backoff.next_delay();
+            if now + wait >= give_up {
+                return Err(error);
+            }
+            avoid = Some(addr);
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_ceilings_double_to_the_cap_and_reset() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        for n in 0..12 {
+            let ceiling = Duration::from_millis(100 * (1 << n)).min(Duration::from_secs(10));
+            let d = b.next_delay();
+            assert!(d <= ceiling, "attempt {n}: {d:?} > {ceiling:?}");
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn round_robin_cycles_and_skips_the_failed_server() {
+        let servers = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let mut d = Dialer::new(
+            servers,
+            ClientStrategy::ClientRoundRobin,
+            LinkConfig::new(""),
+        );
+        let picks: Vec<String> = (0..6).filter_map(|_| d.choose(None)).collect();
+        assert_eq!(picks, ["a", "b", "c", "a", "b", "c"]);
+        for _ in 0..10 {
+            assert_ne!(d.choose(Some("b")).as_deref(), Some("b"));
+        }
+        let mut single = Dialer::new(
+            vec!["a".into()],
+            ClientStrategy::Random,
+            LinkConfig::new(""),
+        );
+        assert_eq!(
+            single.choose(Some("a")).as_deref(),
+            Some("a"),
+            "the only server is retried"
+        );
+    }
+
+    #[test]
+    fn random_uses_every_server_and_never_the_failed_one() {
+        let servers = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let mut d = Dialer::new(servers, ClientStrategy::Random, LinkConfig::new(""));
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..300 {
+            let s = d.choose(Some("a")).expect("a server");
+            assert_ne!(s, "a");
+            *seen.entry(s).or_insert(0) += 1;
+        }
+        assert!(seen.values().all(|&n| (100..=200).contains(&n)), "{seen:?}");
+    }
+
+    #[test]
+    fn an_empty_server_list_keeps_the_last_known_one() {
+        let mut d = Dialer::new(
+            vec!["a".into()],
+            ClientStrategy::Random,
+            LinkConfig::new(""),
+        );
+        d.set_servers(vec![]);
+        assert_eq!(d.servers(), ["a"]);
+        d.set_servers(vec!["b".into()]);
+        assert_eq!(d.servers(), ["b"]);
+    }
+
+    #[test]
+    fn strategy_names() {
+        assert_eq!("random".parse(), Ok(ClientStrategy::Random));
+        assert_eq!(
+            "client-round-robin".parse(),
+            Ok(ClientStrategy::ClientRoundRobin)
+        );
+        assert!("p2c".parse::<ClientStrategy>().is_err());
+    }
+}
