@@ -4,7 +4,6 @@
 //! The launcher is the one crate that composes the services: it links the server and
 //! balancer libraries, so `cargo run --bin fastchat -- up` needs no other binary built.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -68,14 +67,7 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    fastchat_runtime::init_logging();
     let Command::Up(up) = cli.command;
     if up.servers == 0 {
         eprintln!("error: --servers must be at least 1");
@@ -92,20 +84,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(up)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    fastchat_runtime::run(run(up))
 }
 
 struct RunningServer {
@@ -121,7 +100,7 @@ async fn run(up: Up) -> anyhow::Result<()> {
         None => {
             let dir = match &up.data_dir {
                 Some(dir) => dir.clone(),
-                None => default_data_dir()?,
+                None => fastchat_runtime::data_dir().context("pass --data-dir")?,
             };
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -186,7 +165,7 @@ async fn run(up: Up) -> anyhow::Result<()> {
             announce,
         });
     }
-    println!("database  {}", redact(&url));
+    println!("database  {}", fastchat_runtime::redact(&url));
 
     // Ready once the balancer sees every server healthy.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -209,7 +188,7 @@ async fn run(up: Up) -> anyhow::Result<()> {
         balancer.addr
     );
 
-    shutdown_signal().await;
+    fastchat_runtime::shutdown_signal().await;
     tracing::info!("stopping");
     for server in servers {
         let _ = server.stop_announce.send(());
@@ -223,37 +202,4 @@ async fn run(up: Up) -> anyhow::Result<()> {
     }
     balancer.stop().await;
     Ok(())
-}
-
-fn default_data_dir() -> anyhow::Result<PathBuf> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .context("neither XDG_DATA_HOME nor HOME is set; pass --data-dir")?;
-    Ok(base.join("fastchat"))
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -1,6 +1,5 @@
 //! `fastchat-server`: see docs/interface.md.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -51,28 +50,8 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    fastchat_runtime::init_logging();
+    fastchat_runtime::run(serve(args))
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
@@ -107,9 +86,16 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             tokio::spawn(announce(target, Arc::clone(&config.metrics), stopped)),
         )
     });
-    tracing::info!(%addr, tls = tls.is_some(), database = %redact(&url), "serving");
+    tracing::info!(%addr, tls = tls.is_some(), database = %fastchat_runtime::redact(&url), "serving");
     println!("listening on {addr}");
-    let served = fastchat_server::run(listener, store, config, tls, shutdown_signal()).await;
+    let served = fastchat_server::run(
+        listener,
+        store,
+        config,
+        tls,
+        fastchat_runtime::shutdown_signal(),
+    )
+    .await;
     if let Some((stop, task)) = announcing {
         let _ = stop.send(());
         match task.await {
@@ -127,7 +113,7 @@ async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = PgStore::open(url)
             .await
-            .with_context(|| format!("cannot open database {}", redact(url)))?;
+            .with_context(|| format!("cannot open database {}", fastchat_runtime::redact(url)))?;
         return Ok(Arc::new(store));
     }
     let store = SqliteStore::open(url)
@@ -138,45 +124,7 @@ async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 
 /// `$XDG_DATA_HOME/fastchat/server.db`, creating the folder.
 fn default_database() -> anyhow::Result<String> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .context("neither XDG_DATA_HOME nor HOME is set; pass --database-url")?;
-    let dir = base.join("fastchat");
+    let dir = fastchat_runtime::data_dir().context("pass --database-url")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(format!("sqlite://{}", dir.join("server.db").display()))
-}
-
-/// Hides a password in a database URL before it is logged.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
