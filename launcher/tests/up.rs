@@ -110,19 +110,11 @@ async fn signup(addr: &str, name: &str) -> (Link, fastchat_link::Pushes) {
     (link, pushes)
 }
 
-#[tokio::test]
-async fn up_with_sqlite_serves_a_first_message_and_stops_cleanly() {
-    let dir = tempfile::tempdir().expect("dir");
-    let fc = up(&[], dir.path());
-    assert_eq!(fc.servers.len(), 1);
-    let response = pick(&fc.balancer).await;
-    assert!(
-        response.contains(&fc.servers[0]),
-        "the balancer picks the server: {response}"
-    );
-
-    let (alice, _ap) = signup(&fc.servers[0], "alice").await;
-    let (bob, mut bob_pushes) = signup(&fc.servers[0], "bob").await;
+/// Alice (on `from`) creates a group with bob (on `to`) and sends `text`; returns what bob
+/// is pushed.
+async fn exchange(from: &str, to: &str, text: &'static [u8]) -> Bytes {
+    let (alice, _alice_pushes) = signup(from, "alice").await;
+    let (bob, mut bob_pushes) = signup(to, "bob").await;
     let group = alice
         .request(CreateGroup {
             name: "g".into(),
@@ -141,11 +133,11 @@ async fn up_with_sqlite_serves_a_first_message_and_stops_cleanly() {
         .request(SendMessage {
             conversation: group.id,
             client_msg_id: fastchat_proto::ClientMsgId([1; 16]),
-            envelope: Bytes::from_static(b"hello"),
+            envelope: Bytes::from_static(text),
         })
         .await
         .expect("sent");
-    let push = tokio::time::timeout(Duration::from_secs(10), async {
+    let messages = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if let Some(Push::Messages(m)) = bob_pushes.recv().await {
                 return m;
@@ -154,7 +146,22 @@ async fn up_with_sqlite_serves_a_first_message_and_stops_cleanly() {
     })
     .await
     .expect("bob receives");
-    assert_eq!(&push[0].envelope[..], b"hello");
+    messages[0].envelope.clone()
+}
+
+#[tokio::test]
+async fn up_with_sqlite_serves_a_first_message_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fc = up(&[], dir.path());
+    assert_eq!(fc.servers.len(), 1);
+    let response = pick(&fc.balancer).await;
+    assert!(
+        response.contains(&fc.servers[0]),
+        "the balancer picks the server: {response}"
+    );
+
+    let received = exchange(&fc.servers[0], &fc.servers[0], b"hello").await;
+    assert_eq!(&received[..], b"hello");
     assert!(
         dir.path().join("server.db").exists(),
         "SQLite in the data folder"
@@ -190,39 +197,11 @@ async fn up_with_two_servers_on_postgres_delivers_across_them() {
         dir.path(),
     );
     assert_eq!(fc.servers.len(), 2);
-    let (alice, _ap) = signup(&fc.servers[0], "alice").await;
-    let (bob, mut bob_pushes) = signup(&fc.servers[1], "bob").await;
-    let group = alice
-        .request(CreateGroup {
-            name: "g".into(),
-            members: vec!["bob".into()],
-            material: EpochMaterial::default(),
-        })
-        .await
-        .expect("group");
-    bob.request(SyncMessages {
-        cursors: vec![],
-        limit: 10,
-    })
-    .await
-    .expect("live");
-    alice
-        .request(SendMessage {
-            conversation: group.id,
-            client_msg_id: fastchat_proto::ClientMsgId([2; 16]),
-            envelope: Bytes::from_static(b"across"),
-        })
-        .await
-        .expect("sent");
-    let push = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(Push::Messages(m)) = bob_pushes.recv().await {
-                return m;
-            }
-        }
-    })
-    .await
-    .expect("bob, on the other server, receives");
-    assert_eq!(&push[0].envelope[..], b"across");
+    let received = exchange(&fc.servers[0], &fc.servers[1], b"across").await;
+    assert_eq!(
+        &received[..],
+        b"across",
+        "bob, on the other server, receives"
+    );
     fc.stop();
 }
