@@ -12,6 +12,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use fastchat_proto::balancer::{SERVERS, ServerStatus};
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::HttpClientBuilder;
+use jsonrpsee::rpc_params;
 use rand::RngExt;
 use tokio::time::Instant;
 
@@ -126,6 +130,35 @@ impl Dialer {
     #[must_use]
     pub fn servers(&self) -> &[String] {
         &self.servers
+    }
+
+    /// Refreshes the list from the balancer's `servers` (its healthy ones). When the
+    /// balancer cannot be reached the last known list stays in use, so clients go on
+    /// connecting while it is down.
+    ///
+    /// # Errors
+    /// If the balancer did not answer; the list is then unchanged.
+    pub async fn refresh_from(&mut self, balancer: &str) -> Result<(), LinkError> {
+        let unreachable = |e: &dyn std::fmt::Display| LinkError::Connect {
+            addr: balancer.to_owned(),
+            message: e.to_string(),
+        };
+        let client = HttpClientBuilder::default()
+            .request_timeout(self.template.connect_timeout)
+            .build(format!("http://{balancer}"))
+            .map_err(|e| unreachable(&e))?;
+        let statuses: Vec<ServerStatus> = client
+            .request(SERVERS, rpc_params![])
+            .await
+            .map_err(|e| unreachable(&e))?;
+        self.set_servers(
+            statuses
+                .into_iter()
+                .filter(|s| s.healthy)
+                .map(|s| s.addr)
+                .collect(),
+        );
+        Ok(())
     }
 
     /// The server to try next, avoiding `failed` while any other is known.

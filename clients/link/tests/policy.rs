@@ -71,3 +71,71 @@ async fn with_no_server_at_all_attempts_are_bounded() {
         dialer.attempts
     );
 }
+
+#[tokio::test]
+async fn with_the_balancer_down_sessions_go_on_and_new_connections_use_the_cached_list() {
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = TestServer::start(&dir_a.path().join("a.db"), Config::default())
+        .await
+        .expect("a");
+    let b = TestServer::start(&dir_b.path().join("b.db"), Config::default())
+        .await
+        .expect("b");
+    let config = fastchat_balancer::Config {
+        probe_interval: Duration::from_millis(50),
+        servers: vec![
+            ("a".into(), a.addr.to_string()),
+            ("b".into(), b.addr.to_string()),
+        ],
+        ..Default::default()
+    };
+    let balancer = fastchat_balancer::Balancer::start("127.0.0.1:0", config)
+        .await
+        .expect("balancer");
+    let balancer_addr = balancer.addr.to_string();
+
+    let mut dialer = Dialer::new(
+        Vec::new(),
+        ClientStrategy::ClientRoundRobin,
+        LinkConfig::new(""),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dialer.servers().len() < 2 {
+        dialer
+            .refresh_from(&balancer_addr)
+            .await
+            .expect("the balancer answers");
+        assert!(
+            Instant::now() < deadline,
+            "both servers healthy at the balancer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, session, _pushes) = dialer.connect(None, deadline).await.expect("connects");
+
+    balancer.stop().await;
+    // The session does not depend on the balancer.
+    session
+        .request(fastchat_proto::Ping {})
+        .await
+        .expect("the session goes on");
+    // Asking the balancer fails, the cached list stays, and new connections work.
+    assert!(dialer.refresh_from(&balancer_addr).await.is_err());
+    assert_eq!(dialer.servers().len(), 2);
+    for _ in 0..2 {
+        let (addr, link, _p) = dialer
+            .connect(None, Instant::now() + Duration::from_secs(5))
+            .await
+            .expect("connects");
+        assert!(addr == a.addr.to_string() || addr == b.addr.to_string());
+        link.request(fastchat_proto::Ping {})
+            .await
+            .expect("new connection works");
+    }
+    drop(session);
+    a.stop().await.expect("a");
+    b.stop().await.expect("b");
+}
