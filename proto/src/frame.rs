@@ -54,7 +54,10 @@ pub fn encode<T: Serialize>(message: &T, out: &mut BytesMut) -> Result<(), Frame
         .map_err(|e| FrameError::Malformed(format!("cannot encode: {e}")))?;
     let len = body.len();
     if len > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge { len, max: MAX_FRAME_LEN });
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        });
     }
     out.reserve(HEADER_LEN + len);
     out.put_u32(u32::try_from(len).expect("MAX_FRAME_LEN fits in u32"));
