@@ -14,6 +14,7 @@
 //!   pushes) while it waits for responses: responses queue behind unread pushes.
 
 pub mod policy;
+pub mod session;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fastchat_link::policy::{ClientStrategy, Dialer};
-use fastchat_link::{Link, LinkConfig, LinkError, Pushes};
+use fastchat_link::session::ResilientSession;
+use fastchat_link::{LinkConfig, LinkError, Pushes};
 use fastchat_proto::{
-    ConversationId, Cursor, Push, Resume, SendMessage, Seq, SessionToken, StoredMessage,
-    SyncMessages,
+    ConversationId, Cursor, Push, SendMessage, Seq, SessionToken, StoredMessage, SyncMessages,
 };
 use fastchat_server::Config;
 use fastchat_server::store::postgres::PgStore;
@@ -176,99 +176,74 @@ impl Drop for ServerProcess {
     }
 }
 
-/// What the daemon's reconnect policy does, reduced to its core: the link's dialer finds a
-/// server that answers (with backoff), and the session resumes there with its token (a
-/// receiver then syncs from its cursor).
-async fn reconnect(servers: &[String], token: &SessionToken) -> (Link, Pushes) {
-    let mut dialer = Dialer::new(
-        servers.to_vec(),
-        ClientStrategy::Random,
-        LinkConfig::new(""),
-    );
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let (_, link, pushes) = dialer
-            .connect(None, deadline)
-            .await
-            .expect("a server answers");
-        if link
-            .request(Resume {
-                token: token.clone(),
-            })
-            .await
-            .is_ok()
-        {
-            return (link, pushes);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no server to resume on"
-        );
-    }
+/// A session on `servers` (tried in this order) for a user already signed up.
+async fn session(servers: &[&str], token: SessionToken) -> ResilientSession {
+    let list = servers.iter().map(|s| (*s).to_owned()).collect();
+    let dialer = Dialer::new(list, ClientStrategy::ClientRoundRobin, LinkConfig::new(""));
+    ResilientSession::resume(dialer, token, DEADLINE)
+        .await
+        .expect("resumes")
 }
 
-/// A receiver that survives its server's death: exactly-once, in-order delivery checked on
-/// every message, across the reconnect.
+/// A receiver that survives its server's death: on a lost connection the session resumes
+/// elsewhere and syncs from its cursor; exactly-once, in-order delivery is checked on every
+/// message, across the move.
 fn resilient_receiver(
-    client: Client,
-    servers: Vec<String>,
+    name: &'static str,
+    mut session: ResilientSession,
     conversation: ConversationId,
     count: usize,
-) -> tokio::task::JoinHandle<(String, Vec<StoredMessage>, usize)> {
+) -> tokio::task::JoinHandle<(Vec<StoredMessage>, u32)> {
     tokio::spawn(async move {
-        let Client {
-            name,
-            mut link,
-            mut pushes,
-            session,
-            ..
-        } = client;
         let mut got: Vec<StoredMessage> = Vec::new();
-        let mut reconnects = 0;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         let take = |messages: Vec<StoredMessage>, got: &mut Vec<StoredMessage>| {
             for m in messages
                 .into_iter()
                 .filter(|m| m.conversation == conversation)
             {
-                let expected = Seq(got.len() as i64 + 1);
-                assert_eq!(m.seq, expected, "{name}: gap or repeat");
+                assert_eq!(m.seq, Seq(got.len() as i64 + 1), "{name}: gap or repeat");
                 got.push(m);
             }
         };
-        while got.len() < count {
-            match tokio::time::timeout_at(deadline, pushes.recv()).await {
-                Err(_) => panic!(
-                    "{name}: {} of {count} after {reconnects} reconnects",
-                    got.len()
-                ),
-                Ok(Some(Push::Messages(messages))) => take(messages, &mut got),
-                Ok(Some(Push::Conversation(_))) => {}
-                Ok(None) => {
-                    reconnects += 1;
-                    (link, pushes) = reconnect(&servers, &session.token).await;
-                    loop {
-                        let cursor = Cursor {
-                            conversation,
-                            seq: Seq(got.len() as i64),
-                        };
-                        let batch = link
-                            .request(SyncMessages {
-                                cursors: vec![cursor],
-                                limit: 500,
-                            })
-                            .await
-                            .expect("sync after resume");
-                        take(batch.messages, &mut got);
-                        if !batch.more {
-                            break;
-                        }
-                    }
+        let mut pushes = session.take_pushes().expect("pushes");
+        loop {
+            // Catch up from the cursor (this also makes the connection live for pushes).
+            loop {
+                let cursor = Cursor {
+                    conversation,
+                    seq: Seq(got.len() as i64),
+                };
+                let batch = session
+                    .link()
+                    .request(SyncMessages {
+                        cursors: vec![cursor],
+                        limit: 500,
+                    })
+                    .await
+                    .expect("sync");
+                take(batch.messages, &mut got);
+                if !batch.more {
+                    break;
                 }
             }
+            while got.len() < count {
+                match tokio::time::timeout_at(deadline, pushes.recv()).await {
+                    Err(_) => panic!("{name}: {} of {count}", got.len()),
+                    Ok(Some(Push::Messages(messages))) => take(messages, &mut got),
+                    Ok(Some(Push::Conversation(_))) => {}
+                    Ok(None) => break,
+                }
+            }
+            if got.len() >= count {
+                return (got, session.reconnects());
+            }
+            session
+                .reconnect()
+                .await
+                .expect("resumes on another server");
+            pushes = session.take_pushes().expect("pushes");
         }
-        drop(link);
-        (name, got, reconnects)
     })
 }
 
@@ -279,24 +254,39 @@ async fn a_killed_servers_clients_resume_on_another_and_lose_nothing() {
     };
     let mut a = ServerProcess::start(&db.url, "a");
     let b = ServerProcess::start(&db.url, "b");
-    let servers = vec![a.1.clone(), b.1.clone()];
+    let (addr_a, addr_b) = (a.1.clone(), b.1.clone());
 
-    let alice = Client::signup(&a.1, "alice").await;
-    let mut bob = Client::signup(&a.1, "bob").await;
-    let mut carol = Client::signup(&b.1, "carol").await;
+    let alice = Client::signup(&addr_a, "alice").await;
+    let bob = Client::signup(&addr_a, "bob").await;
+    let carol = Client::signup(&addr_b, "carol").await;
     let group = alice.create_group("failover", &["bob", "carol"]).await;
-    bob.sync().await;
-    carol.sync().await;
 
     let total = 1500u64;
+    // Bob and alice are on server a (to be killed), carol on b.
     let receivers = vec![
-        resilient_receiver(bob, servers.clone(), group.id, total as usize),
-        resilient_receiver(carol, servers.clone(), group.id, total as usize),
+        (
+            "bob",
+            resilient_receiver(
+                "bob",
+                session(&[&addr_a, &addr_b], bob.session.token.clone()).await,
+                group.id,
+                total as usize,
+            ),
+        ),
+        (
+            "carol",
+            resilient_receiver(
+                "carol",
+                session(&[&addr_b, &addr_a], carol.session.token.clone()).await,
+                group.id,
+                total as usize,
+            ),
+        ),
     ];
+    let mut alice = session(&[&addr_a, &addr_b], alice.session.token.clone()).await;
+    assert_eq!(alice.server(), addr_a);
 
     // Alice sends in windows of 20 pipelined sends; server a dies under her after 300 acks.
-    let Client { link, session, .. } = alice;
-    let mut link = link;
     let mut acked: BTreeMap<u64, Seq> = BTreeMap::new();
     let mut resent = 0;
     let mut killed = false;
@@ -306,7 +296,7 @@ async fn a_killed_servers_clients_resume_on_another_and_lose_nothing() {
             let sends: Vec<_> = pending
                 .iter()
                 .map(|&i| {
-                    let link = link.clone();
+                    let link = alice.link().clone();
                     let request = SendMessage {
                         conversation: group.id,
                         client_msg_id: msg_id("alice", i),
@@ -336,14 +326,28 @@ async fn a_killed_servers_clients_resume_on_another_and_lose_nothing() {
             }
             if !failed.is_empty() {
                 resent += failed.len();
-                (link, _) = reconnect(&servers, &session.token).await;
+                alice.reconnect().await.expect("alice resumes on b");
             }
             pending = failed;
         }
     }
     assert!(killed);
-    let seqs: Vec<i64> = acked.values().map(|s| s.0).collect();
-    let mut sorted = seqs.clone();
+    assert_eq!(
+        alice.server(),
+        addr_b,
+        "alice moved to the surviving server"
+    );
+    // The session's own send resends until acked; a known id is acked with its seq.
+    let again = alice
+        .send(SendMessage {
+            conversation: group.id,
+            client_msg_id: msg_id("alice", 0),
+            envelope: Bytes::from("m0"),
+        })
+        .await
+        .expect("acked");
+    assert_eq!(Some(&again.seq), acked.get(&0), "a resend is stored once");
+    let mut sorted: Vec<i64> = acked.values().map(|s| s.0).collect();
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(
@@ -352,8 +356,8 @@ async fn a_killed_servers_clients_resume_on_another_and_lose_nothing() {
         "every message stored once"
     );
 
-    for r in receivers {
-        let (name, got, reconnects) = r.await.expect("receiver");
+    for (name, r) in receivers {
+        let (got, reconnects) = r.await.expect("receiver");
         assert_eq!(got.len(), total as usize, "{name}");
         let texts: BTreeMap<i64, String> = got
             .iter()
