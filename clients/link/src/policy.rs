@@ -3,7 +3,9 @@
 //!
 //! A [`Dialer`] holds the server list (from the balancer's `servers` or `--server` flags)
 //! and a strategy: `client-round-robin` cycles through the list, `random` picks at random,
-//! both never choosing the server that just failed while another remains. Between failed
+//! both never choosing the server that just failed while another remains. With a balancer
+//! (`with_balancer`), its `pick` chooses, excluding and reporting the server that failed,
+//! and the list is the fallback while the balancer is down. Between failed
 //! attempts it waits with exponential backoff and full jitter (100 ms base, 10 s cap by
 //! default), so a client facing no servers at all makes a bounded number of attempts per
 //! minute and never spins. Failures are logged as a summary at most every 30 s, not a line
@@ -12,8 +14,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use fastchat_proto::balancer::{SERVERS, ServerStatus};
+use fastchat_proto::balancer::{PICK, Picked, REPORT, SERVERS, ServerStatus};
 use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::http_client::HttpClientBuilder;
 use jsonrpsee::rpc_params;
 use rand::RngExt;
@@ -93,6 +96,11 @@ pub struct Dialer {
     next: usize,
     failures: u64,
     last_summary: Option<Instant>,
+    /// With a balancer, its `pick` chooses (the `balancer` strategy); the list is the
+    /// fallback while it cannot be reached.
+    balancer: Option<String>,
+    /// Server ids by address, learnt from picks, so failures can be reported and excluded.
+    ids: std::collections::HashMap<String, String>,
     /// Attempts made so far (for callers' metrics and tests).
     pub attempts: u64,
 }
@@ -109,7 +117,51 @@ impl Dialer {
             next: 0,
             failures: 0,
             last_summary: None,
+            balancer: None,
+            ids: std::collections::HashMap::new(),
             attempts: 0,
+        }
+    }
+
+    /// Lets the balancer at `addr` choose (its `pick`, excluding a server that just failed,
+    /// which is also reported); the server list is used only while it cannot be reached.
+    #[must_use]
+    pub fn with_balancer(mut self, addr: impl Into<String>) -> Dialer {
+        self.balancer = Some(addr.into());
+        self
+    }
+
+    /// The balancer's pick, or `None` if it cannot answer (no balancer, unreachable, no
+    /// healthy server).
+    async fn pick(&mut self, failed: Option<&str>) -> Option<String> {
+        let balancer = self.balancer.clone()?;
+        let client = HttpClientBuilder::default()
+            .request_timeout(self.template.connect_timeout)
+            .build(format!("http://{balancer}"))
+            .ok()?;
+        let failed_id = failed.and_then(|addr| self.ids.get(addr)).cloned();
+        if let Some(id) = &failed_id {
+            // Outlier detection at the balancer; best effort.
+            let mut report = ObjectParams::new();
+            report.insert("id", id).ok()?;
+            let _ = client.request::<bool, _>(REPORT, report).await;
+        }
+        let mut params = ObjectParams::new();
+        params
+            .insert("exclude", failed_id.into_iter().collect::<Vec<_>>())
+            .ok()?;
+        match client.request::<Picked, _>(PICK, params).await {
+            Ok(picked) => {
+                if !self.servers.contains(&picked.addr) {
+                    self.servers.push(picked.addr.clone());
+                }
+                self.ids.insert(picked.addr.clone(), picked.id);
+                Some(picked.addr)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "balancer pick failed; using the known server list");
+                None
+            }
         }
     }
 
@@ -200,7 +252,8 @@ impl Dialer {
     ) -> Result<(String, Link, Pushes), LinkError> {
         let mut avoid = failed.map(str::to_owned);
         loop {
-            let Some(addr) = self.choose(avoid.as_deref()) else {
+            let picked = self.pick(avoid.as_deref()).await;
+            let Some(addr) = picked.or_else(|| self.choose(avoid.as_deref())) else {
                 return Err(LinkError::Connect {
                     addr: String::new(),
                     message: "no servers known".into(),

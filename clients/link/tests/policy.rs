@@ -139,3 +139,93 @@ async fn with_the_balancer_down_sessions_go_on_and_new_connections_use_the_cache
     a.stop().await.expect("a");
     b.stop().await.expect("b");
 }
+
+#[tokio::test]
+async fn the_balancer_picks_excludes_the_failed_server_and_is_not_needed_to_go_on() {
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let mut servers = vec![
+        Some(
+            TestServer::start(&dir_a.path().join("a.db"), Config::default())
+                .await
+                .expect("a"),
+        ),
+        Some(
+            TestServer::start(&dir_b.path().join("b.db"), Config::default())
+                .await
+                .expect("b"),
+        ),
+    ];
+    let addrs: Vec<String> = servers
+        .iter()
+        .flatten()
+        .map(|s| s.addr.to_string())
+        .collect();
+    let config = fastchat_balancer::Config {
+        probe_interval: Duration::from_millis(50),
+        servers: vec![
+            ("a".into(), addrs[0].clone()),
+            ("b".into(), addrs[1].clone()),
+        ],
+        ..Default::default()
+    };
+    let balancer = fastchat_balancer::Balancer::start("127.0.0.1:0", config)
+        .await
+        .expect("balancer");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while balancer.statuses().iter().filter(|s| s.healthy).count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "both servers healthy at the balancer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut dialer = Dialer::new(
+        Vec::new(),
+        ClientStrategy::ClientRoundRobin,
+        LinkConfig::new(""),
+    )
+    .with_balancer(balancer.addr.to_string());
+    let (first, _link, _p) = dialer
+        .connect(None, Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("picked");
+    assert!(addrs.contains(&first));
+
+    // The picked server dies: the next pick excludes it, and the report ejects it.
+    let dead = addrs.iter().position(|a| *a == first).expect("known");
+    servers[dead]
+        .take()
+        .expect("running")
+        .stop()
+        .await
+        .expect("stops");
+    let (second, _link2, _p2) = dialer
+        .connect(Some(&first), Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("another");
+    assert_ne!(second, first);
+    let dead_id = if dead == 0 { "a" } else { "b" };
+    assert!(
+        balancer
+            .statuses()
+            .iter()
+            .any(|s| s.id == dead_id && !s.healthy),
+        "reported and ejected"
+    );
+
+    // Without the balancer, the servers learnt from its picks are still there to use.
+    balancer.stop().await;
+    let (third, link3, _p3) = dialer
+        .connect(Some(&first), Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("from the list");
+    assert_eq!(third, second);
+    link3.request(fastchat_proto::Ping {}).await.expect("works");
+    for s in servers.into_iter().flatten() {
+        s.stop().await.expect("stops");
+    }
+}
