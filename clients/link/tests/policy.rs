@@ -59,9 +59,10 @@ async fn with_no_server_at_all_attempts_are_bounded() {
     let result = dialer.connect(None, started + Duration::from_secs(3)).await;
     assert!(result.is_err());
     let elapsed = started.elapsed();
+    // It never sleeps past the deadline; the last attempt may end a little after it.
     assert!(
-        elapsed <= Duration::from_secs(3),
-        "gave up in time: {elapsed:?}"
+        elapsed < Duration::from_secs(4),
+        "gave up at the deadline, not long after: {elapsed:?}"
     );
     // Refused connections fail in microseconds: without backoff this would be thousands.
     // With a 400 ms cap and full jitter, three seconds hold about fifteen attempts.
