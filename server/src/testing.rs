@@ -44,6 +44,15 @@ impl TestServer {
         Self::start_with_store(store, config, tls).await
     }
 
+    /// A server on the PostgreSQL database at `url` (several may share one).
+    ///
+    /// # Errors
+    /// If the database cannot be opened or the port cannot be bound.
+    pub async fn start_postgres(url: &str, config: Config) -> anyhow::Result<TestServer> {
+        let store = Arc::new(crate::store::postgres::PgStore::open(url).await?);
+        Self::start_with_store(store, config, None).await
+    }
+
     /// # Errors
     /// If the port cannot be bound.
     pub async fn start_with_store(

@@ -15,7 +15,6 @@ use fastchat_proto::{
     ClientMsgId, CreateGroup, EpochMaterial, Push, SendMessage, Seq, Signup, SyncMessages,
 };
 use fastchat_server::Config;
-use fastchat_server::store::postgres::PgStore;
 use fastchat_server::testing::{TestDatabase, TestServer};
 
 /// The cluster serving 127.0.0.1:5432, as `pg_ctlcluster` names it ("15 main").
@@ -61,13 +60,12 @@ async fn postgres_restarted_during_a_send_loop_loses_nothing() {
     };
     let mut servers = Vec::new();
     for id in ["a", "b"] {
-        let store = PgStore::open(&db.url).await.expect("opens");
         let config = Config {
             server_id: id.into(),
             ..Config::default()
         };
         servers.push(
-            TestServer::start_with_store(Arc::new(store), config, None)
+            TestServer::start_postgres(&db.url, config)
                 .await
                 .expect("starts"),
         );

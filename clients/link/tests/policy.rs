@@ -9,18 +9,24 @@ use fastchat_server::Config;
 use fastchat_server::testing::TestServer;
 use tokio::time::Instant;
 
-#[tokio::test]
-async fn a_lost_server_is_replaced_by_another_within_five_seconds() {
-    let (dir_a, dir_b) = (
+/// Two real servers, each on SQLite in its own folder (returned so it lives as long).
+async fn two_servers() -> ([tempfile::TempDir; 2], TestServer, TestServer) {
+    let dirs = [
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
-    );
-    let a = TestServer::start(&dir_a.path().join("a.db"), Config::default())
+    ];
+    let a = TestServer::start(&dirs[0].path().join("a.db"), Config::default())
         .await
         .expect("a");
-    let b = TestServer::start(&dir_b.path().join("b.db"), Config::default())
+    let b = TestServer::start(&dirs[1].path().join("b.db"), Config::default())
         .await
         .expect("b");
+    (dirs, a, b)
+}
+
+#[tokio::test]
+async fn a_lost_server_is_replaced_by_another_within_five_seconds() {
+    let (_dirs, a, b) = two_servers().await;
     let (addr_a, addr_b) = (a.addr.to_string(), b.addr.to_string());
     let mut dialer = Dialer::new(
         vec![addr_a.clone(), addr_b.clone()],
@@ -75,16 +81,7 @@ async fn with_no_server_at_all_attempts_are_bounded() {
 
 #[tokio::test]
 async fn with_the_balancer_down_sessions_go_on_and_new_connections_use_the_cached_list() {
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let a = TestServer::start(&dir_a.path().join("a.db"), Config::default())
-        .await
-        .expect("a");
-    let b = TestServer::start(&dir_b.path().join("b.db"), Config::default())
-        .await
-        .expect("b");
+    let (_dirs, a, b) = two_servers().await;
     let config = fastchat_balancer::Config {
         probe_interval: Duration::from_millis(50),
         servers: vec![
@@ -143,22 +140,8 @@ async fn with_the_balancer_down_sessions_go_on_and_new_connections_use_the_cache
 
 #[tokio::test]
 async fn the_balancer_picks_excludes_the_failed_server_and_is_not_needed_to_go_on() {
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let mut servers = vec![
-        Some(
-            TestServer::start(&dir_a.path().join("a.db"), Config::default())
-                .await
-                .expect("a"),
-        ),
-        Some(
-            TestServer::start(&dir_b.path().join("b.db"), Config::default())
-                .await
-                .expect("b"),
-        ),
-    ];
+    let (_dirs, a, b) = two_servers().await;
+    let mut servers = vec![Some(a), Some(b)];
     let addrs: Vec<String> = servers
         .iter()
         .flatten()

@@ -38,7 +38,6 @@ const CHANNEL: &str = "fastchat_changes";
 #[derive(Debug)]
 pub struct PgStore {
     pool: PgPool,
-    options: PgConnectOptions,
     /// Tags this server's notifications so that its own listener skips them.
     instance: u64,
     feed: std::sync::Mutex<Option<mpsc::Receiver<Change>>>,
@@ -60,7 +59,7 @@ impl PgStore {
             // max_connections of 100.
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.clone())
+            .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
         let instance = rand::random();
@@ -71,18 +70,11 @@ impl PgStore {
         let notifier_task = tokio::spawn(notifier(pool.clone(), notify_rx));
         Ok(PgStore {
             pool,
-            options,
             instance,
             feed: std::sync::Mutex::new(Some(rx)),
             notifier: std::sync::Mutex::new(Some(notify_tx)),
             notifier_task: std::sync::Mutex::new(Some(notifier_task)),
         })
-    }
-
-    /// The connection options, for tests that need a side connection.
-    #[must_use]
-    pub fn options(&self) -> &PgConnectOptions {
-        &self.options
     }
 
     /// Tells the other servers what changed, through the notifier task, so that no caller

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +14,6 @@ use fastchat_proto::{
     ConversationId, Cursor, Push, SendMessage, Seq, SessionToken, StoredMessage, SyncMessages,
 };
 use fastchat_server::Config;
-use fastchat_server::store::postgres::PgStore;
 use fastchat_server::testing::{TestDatabase, TestServer};
 
 use crate::support::{Client, DEADLINE, msg_id};
@@ -60,13 +58,12 @@ async fn two_servers_four_clients_five_thousand_messages_one_order() {
     };
     let mut servers = Vec::new();
     for id in ["a", "b"] {
-        let store = PgStore::open(&db.url).await.expect("opens");
         let config = Config {
             server_id: id.into(),
             ..Config::default()
         };
         servers.push(
-            TestServer::start_with_store(Arc::new(store), config, None)
+            TestServer::start_postgres(&db.url, config)
                 .await
                 .expect("starts"),
         );

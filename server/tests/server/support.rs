@@ -2,7 +2,6 @@
 //! pushes with a deadline (never a sleep).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +11,6 @@ use fastchat_proto::{
     SendMessage, Sent, Session, Signup, StoredMessage, SyncMessages,
 };
 use fastchat_server::Config;
-use fastchat_server::store::postgres::PgStore;
 use fastchat_server::testing::{TestDatabase, TestServer};
 use tempfile::TempDir;
 
@@ -84,10 +82,7 @@ impl Fixture {
                 let db = TestDatabase::create()
                     .await
                     .expect("PostgreSQL was available");
-                let store = PgStore::open(&db.url)
-                    .await
-                    .expect("opens the test database");
-                let server = TestServer::start_with_store(Arc::new(store), config, None)
+                let server = TestServer::start_postgres(&db.url, config)
                     .await
                     .expect("server starts");
                 Fixture {
