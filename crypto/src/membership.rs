@@ -13,6 +13,10 @@ use crate::identity::{Identity, PublicIdentity};
 
 const DOMAIN: &[u8] = b"fastchat membership v1\0";
 
+/// The conversation named in a first epoch's statement, which is signed before the server
+/// assigns the conversation its id. The next epoch's statement names the real id.
+pub const UNASSIGNED: ConversationId = ConversationId(0);
+
 /// One epoch of a conversation as its admin declared it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statement {
@@ -83,7 +87,8 @@ impl Chain {
                 }
             }
             Some(previous) => {
-                if statement.conversation != previous.conversation {
+                let adopts_id = previous.conversation == UNASSIGNED && previous.epoch.0 == 1;
+                if statement.conversation != previous.conversation && !adopts_id {
                     return refuse("the statement is for another conversation".into());
                 }
                 if statement.epoch.0 != previous.epoch.0 + 1 {

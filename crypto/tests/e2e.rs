@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use fastchat_crypto::envelope::{self, Arrival};
-use fastchat_crypto::membership::{Chain, Statement};
+use fastchat_crypto::membership::{self, Chain, Statement};
 use fastchat_crypto::pins::{Pins, Trust};
 use fastchat_crypto::{
     ConversationKey, CryptoError, Envelope, Header, Identity, Kind, MIN_KEY_BITS,
@@ -414,6 +414,34 @@ fn membership_changes_need_an_admins_signature() {
         )
         .expect("epoch 2");
     assert_eq!(chain.current(), Some(&real));
+}
+
+#[test]
+fn a_first_epoch_signed_before_the_id_was_assigned_is_followed_by_the_real_id_only() {
+    let mut first = statement(1, &[("alice", true), ("bob", false)], "alice");
+    first.conversation = membership::UNASSIGNED;
+    let proof = first.sign(alice()).expect("sign");
+    let mut chain = Chain::default();
+    chain
+        .accept(first.clone(), &proof, alice().public())
+        .expect("epoch 1 before the id");
+    let second = statement(2, &[("alice", true)], "alice");
+    chain
+        .accept(
+            second.clone(),
+            &second.sign(alice()).expect("sign"),
+            alice().public(),
+        )
+        .expect("epoch 2 names the id");
+    // From then on the id is fixed.
+    let mut moved = statement(3, &[("alice", true)], "alice");
+    moved.conversation = ConversationId(99);
+    let err = chain.accept(
+        moved.clone(),
+        &moved.sign(alice()).expect("sign"),
+        alice().public(),
+    );
+    assert!(matches!(err, Err(CryptoError::Membership(_))), "{err:?}");
 }
 
 #[test]

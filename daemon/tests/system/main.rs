@@ -1,0 +1,9 @@
+#![cfg(unix)]
+//! Whole-system tests: real `fastchat-server`, `fastchatd` and `fastchatctl` processes talking
+//! over real TCP and local sockets.
+
+mod chat;
+mod daemon;
+mod notifications;
+mod outbox;
+mod support;
