@@ -4,6 +4,8 @@
 
 mod chat;
 mod daemon;
+mod failover;
+mod keys;
 mod notifications;
 mod outbox;
 mod support;

@@ -55,24 +55,44 @@ impl Server {
     }
 
     pub fn start_at(db: &Path, addr: &str) -> Server {
-        let mut child = Command::new(bin("fastchat-server"))
-            .args(["--listen", addr, "--database-url"])
-            .arg(format!("sqlite://{}", db.display()))
+        let url = format!("sqlite://{}", db.display());
+        let mut server = Server::spawn(
+            "fastchat-server",
+            &["--listen", addr, "--database-url", &url],
+        );
+        server.db = db.to_owned();
+        server
+    }
+
+    /// Starts a server or balancer binary with `args` and waits for its `listening on` line.
+    pub fn spawn(program: &str, args: &[&str]) -> Server {
+        let mut child = Command::new(bin(program))
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("server starts");
+            .unwrap_or_else(|e| panic!("{program} starts: {e}"));
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
             .expect("reads the listening line");
-        assert_eq!(line.trim(), format!("listening on {addr}"));
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
         Server {
             child,
-            addr: addr.to_owned(),
-            db: db.to_owned(),
+            addr,
+            db: PathBuf::new(),
         }
+    }
+
+    /// kill -9.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops the server (SIGKILL) and starts it again on the same address and database.
@@ -96,7 +116,8 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub data: PathBuf,
     pub log: PathBuf,
-    server: String,
+    /// How the daemon finds servers: `--server ADDR` or `--balancer ADDR`.
+    route: Vec<String>,
     env: Vec<(String, String)>,
     notifications: bool,
     child: Option<Child>,
@@ -122,7 +143,7 @@ impl Daemon {
             socket: home.join("run").join(format!("{name}.sock")),
             data: home.join("data"),
             log: home.join("fastchatd.log"),
-            server: server.to_owned(),
+            route: vec!["--server".to_owned(), server.to_owned()],
             env,
             notifications,
             child: None,
@@ -138,7 +159,8 @@ impl Daemon {
             .arg(&self.socket)
             .arg("--data-dir")
             .arg(&self.data)
-            .args(["--server", &self.server, "--key-bits", "2048"])
+            .args(&self.route)
+            .args(["--key-bits", "2048"])
             .env("RUST_LOG", "info,sqlx=warn");
         if !self.notifications {
             c.arg("--no-notifications");
@@ -147,6 +169,12 @@ impl Daemon {
             c.env(k, v);
         }
         c
+    }
+
+    /// Finds servers through the balancer at `addr` instead.
+    pub fn via_balancer(mut self, addr: &str) -> Daemon {
+        self.route = vec!["--balancer".to_owned(), addr.to_owned()];
+        self
     }
 
     pub fn started(mut self) -> Daemon {
