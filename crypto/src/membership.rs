@@ -108,4 +108,46 @@ impl Chain {
         self.current = Some(statement);
         Ok(())
     }
+
+    /// Accepts the first statement after epochs this member did not see (it was removed and
+    /// added again): `statement` must be later than the current one, for the same
+    /// conversation, and signed by someone who was an admin when this member last saw the
+    /// group. So a server cannot restart a member's chain with an admin of its own making.
+    ///
+    /// # Errors
+    /// [`CryptoError::BadSignature`] or [`CryptoError::Membership`] saying why.
+    pub fn accept_after_gap(
+        &mut self,
+        statement: Statement,
+        proof: &[u8],
+        signer_key: &PublicIdentity,
+    ) -> Result<(), CryptoError> {
+        let Some(previous) = &self.current else {
+            return self.accept(statement, proof, signer_key);
+        };
+        if statement.epoch.0 == previous.epoch.0 + 1 {
+            return self.accept(statement, proof, signer_key);
+        }
+        signer_key.verify(&statement.signed_bytes()?, proof, &statement.changed_by)?;
+        let adopts_id = previous.conversation == UNASSIGNED && previous.epoch.0 == 1;
+        if statement.conversation != previous.conversation && !adopts_id {
+            return Err(CryptoError::Membership(
+                "the statement is for another conversation".into(),
+            ));
+        }
+        if statement.epoch.0 <= previous.epoch.0 {
+            return Err(CryptoError::Membership(format!(
+                "epoch {} is not after epoch {}",
+                statement.epoch.0, previous.epoch.0
+            )));
+        }
+        if !previous.is_admin(&statement.changed_by) || !statement.is_admin(&statement.changed_by) {
+            return Err(CryptoError::Membership(format!(
+                "{} made epoch {} but was not an admin in epoch {}, the last one seen",
+                statement.changed_by, statement.epoch.0, previous.epoch.0
+            )));
+        }
+        self.current = Some(statement);
+        Ok(())
+    }
 }

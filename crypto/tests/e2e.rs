@@ -445,6 +445,52 @@ fn a_first_epoch_signed_before_the_id_was_assigned_is_followed_by_the_real_id_on
 }
 
 #[test]
+fn after_a_gap_only_a_known_admin_may_continue_the_chain() {
+    let mut chain = Chain::default();
+    let first = statement(1, &[("alice", true), ("bob", false)], "alice");
+    chain
+        .accept(
+            first.clone(),
+            &first.sign(alice()).expect("sign"),
+            alice().public(),
+        )
+        .expect("epoch 1");
+    // Bob was away for epochs 2-4. The server's own account claims epoch 5.
+    let fake = statement(5, &[("mallory", true), ("bob", false)], "mallory");
+    let err = chain.accept_after_gap(
+        fake.clone(),
+        &fake.sign(mallory()).expect("sign"),
+        mallory().public(),
+    );
+    assert!(matches!(err, Err(CryptoError::Membership(_))), "{err:?}");
+    // Going back is refused too.
+    let old = statement(
+        1,
+        &[("alice", true), ("bob", false), ("carol", false)],
+        "alice",
+    );
+    assert!(
+        chain
+            .accept_after_gap(
+                old.clone(),
+                &old.sign(alice()).expect("sign"),
+                alice().public()
+            )
+            .is_err()
+    );
+    // Alice, an admin when bob last looked, may.
+    let real = statement(5, &[("alice", true), ("bob", false)], "alice");
+    chain
+        .accept_after_gap(
+            real.clone(),
+            &real.sign(alice()).expect("sign"),
+            alice().public(),
+        )
+        .expect("epoch 5 by alice");
+    assert_eq!(chain.current(), Some(&real));
+}
+
+#[test]
 fn the_private_key_is_stored_encrypted() {
     let pem = alice().to_encrypted_pem("correct horse").expect("encode");
     assert!(

@@ -711,16 +711,8 @@ impl Engine {
             }
         };
         keys.sort_by_key(|k| k.epoch.0);
-        let me = identity.public();
-        let mut chain = self
-            .0
-            .session
-            .lock()
-            .await
-            .chains
-            .get(&conv.id)
-            .cloned()
-            .unwrap_or_default();
+        let me = self.me().await.unwrap_or_default();
+        let mut chain = self.chain(conv.id).await.map_err(local)?;
         let mut verified = Vec::new();
         for k in keys {
             if chain.current().is_some_and(|c| c.epoch.0 >= k.epoch.0) {
@@ -742,15 +734,17 @@ impl Engine {
                 || (st.epoch.0 == 1 && st.conversation == membership::UNASSIGNED);
             let name_ok = match conv.kind {
                 ConvKind::Group => st.name.as_deref() == Some(conv.name.as_str()),
-                ConvKind::Direct => st.name.is_none(),
+                // Exactly the two of us, and made by one of us.
+                ConvKind::Direct => {
+                    st.name.is_none()
+                        && st.members.len() == 2
+                        && st.members.contains_key(&me)
+                        && st.members.contains_key(&st.changed_by)
+                }
             };
             if st.epoch != k.epoch || st.changed_by != k.wrapped_by || !names_this || !name_ok {
                 tracing::warn!(conversation = %conv.reference(), epoch = k.epoch.0, "membership proof does not match its epoch");
                 continue;
-            }
-            if chain.current().is_some_and(|c| c.epoch.0 + 1 != st.epoch.0) {
-                // We were away for some epochs (removed, then added again): start over.
-                chain = Chain::default();
             }
             let signer = match self.known_key(link, &st.changed_by).await? {
                 Ok(k) => k,
@@ -759,11 +753,14 @@ impl Engine {
                     continue;
                 }
             };
-            if let Err(e) = chain.accept(proof.statement.clone(), &proof.signature, &signer) {
+            // After epochs we were not in (removed, then added again), only someone who was
+            // an admin when we last saw the group may continue it.
+            if let Err(e) =
+                chain.accept_after_gap(proof.statement.clone(), &proof.signature, &signer)
+            {
                 tracing::warn!(conversation = %conv.reference(), epoch = k.epoch.0, error = %e, "refused a membership change");
                 continue;
             }
-            let _ = me;
             match ConversationKey::unwrap(identity, &k.wrapped) {
                 Ok(key) => verified.push((k.epoch.0, Arc::new(key))),
                 Err(e) => {
@@ -771,12 +768,32 @@ impl Engine {
                 }
             }
         }
+        self.save_chain(conv.id, &chain).await.map_err(local)?;
         let mut s = self.0.session.lock().await;
         s.chains.insert(conv.id, chain);
         for (e, key) in verified {
             s.keys.insert((conv.id, e), key);
         }
         Ok(s.keys.get(&(conv.id, epoch)).cloned())
+    }
+
+    /// The membership chain accepted so far for a conversation (kept across restarts).
+    async fn chain(&self, id: ConversationId) -> Result<Chain, sqlx::Error> {
+        if let Some(c) = self.0.session.lock().await.chains.get(&id) {
+            return Ok(c.clone());
+        }
+        Ok(match self.0.store.chain(id).await? {
+            Some(bytes) => postcard::from_bytes(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(conversation = id.0, error = %e, "unreadable membership chain; starting over");
+                Chain::default()
+            }),
+            None => Chain::default(),
+        })
+    }
+
+    async fn save_chain(&self, id: ConversationId, chain: &Chain) -> Result<(), sqlx::Error> {
+        let bytes = postcard::to_allocvec(chain).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        self.0.store.save_chain(id, &bytes).await
     }
 
     // --- what the RPC methods call ---
@@ -1053,20 +1070,16 @@ impl Engine {
         proof: &[u8],
     ) -> ApiResult<Conversation> {
         let me = statement.changed_by.clone();
-        let mut s = self.0.session.lock().await;
-        s.keys.insert((info.id, info.epoch.0), Arc::new(key));
-        let chain = s.chains.entry(info.id).or_default();
-        if chain
-            .current()
-            .is_some_and(|c| c.epoch.0 + 1 != statement.epoch.0)
-        {
-            *chain = Chain::default();
-        }
-        let signature: Proof = postcard::from_bytes(proof).map_err(ApiError::internal)?;
-        chain.accept(statement, &signature.signature, identity.public())?;
-        drop(s);
         let conv = to_conversation(info, &me);
         self.0.store.upsert_conversation(&conv).await?;
+        let mut chain = self.chain(info.id).await?;
+        let signature: Proof = postcard::from_bytes(proof).map_err(ApiError::internal)?;
+        chain.accept_after_gap(statement, &signature.signature, identity.public())?;
+        self.save_chain(info.id, &chain).await?;
+        let mut s = self.0.session.lock().await;
+        s.keys.insert((info.id, info.epoch.0), Arc::new(key));
+        s.chains.insert(info.id, chain);
+        drop(s);
         Ok(self.0.store.conversation(info.id).await?.unwrap_or(conv))
     }
 
@@ -1351,9 +1364,9 @@ impl Engine {
                     acks.remove(&id);
                 }
                 Err(ApiError::new(
-                    codes::UNAVAILABLE,
+                    codes::QUEUED,
                     format!(
-                        "no server acknowledged the message within {}s; it stays queued and is sent when one answers (`fastchatctl status` shows pending sends)",
+                        "no server acknowledged the message within {}s; it stays queued and is sent when one answers (`fastchatctl status` shows pending sends): do not send it again",
                         ACK_PATIENCE.as_secs()
                     ),
                 ))

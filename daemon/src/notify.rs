@@ -126,7 +126,14 @@ async fn show(note: Note) {
         .await
         .unwrap_or(Ok(()));
     if let Err(e) = shown {
-        tracing::warn!(error = %e, "cannot show a desktop notification");
+        // Said once at warn level: a machine without a notification service would
+        // otherwise log a line per message.
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::debug!(error = %e, "cannot show a desktop notification");
+        } else {
+            tracing::warn!(error = %e, "cannot show a desktop notification (run with --no-notifications to stop trying)");
+        }
     }
 }
 

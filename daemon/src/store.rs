@@ -347,6 +347,24 @@ impl Store {
             .transpose()
     }
 
+    /// The conversation's accepted membership chain, encoded by the engine.
+    pub async fn chain(&self, id: ConversationId) -> Result<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT chain FROM conversations WHERE id = ?1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map(Option::flatten)
+    }
+
+    pub async fn save_chain(&self, id: ConversationId, chain: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE conversations SET chain = ?2 WHERE id = ?1")
+            .bind(id.0)
+            .bind(chain)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
+
     /// Marks a conversation read up to `seq` (never backwards).
     pub async fn mark_read(&self, id: ConversationId, seq: u64) -> Result<()> {
         sqlx::query("UPDATE conversations SET read_seq = MAX(read_seq, ?2) WHERE id = ?1")

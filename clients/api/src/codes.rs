@@ -16,7 +16,7 @@ pub const UNKNOWN_CONVERSATION: i32 = 1004;
 pub const FORBIDDEN: i32 = 1005;
 /// A user's key differs from the pinned one: verify the new fingerprint first.
 pub const KEY_CHANGED: i32 = 1006;
-/// No server could be reached in time; nothing was sent (queued sends are kept).
+/// No server could be reached in time; nothing was done (and nothing queued).
 pub const UNAVAILABLE: i32 = 1007;
 /// Too many attempts: wait and try again.
 pub const RATE_LIMITED: i32 = 1008;
@@ -26,5 +26,8 @@ pub const INVALID_INPUT: i32 = 1009;
 pub const ALREADY_EXISTS: i32 = 1010;
 /// The identity key could not be unlocked or is missing: log in again.
 pub const LOCKED: i32 = 1011;
+/// The message was sealed and queued, but no server acknowledged it in time. It stays in
+/// the outbox and is sent when one answers: sending it again would send it twice.
+pub const QUEUED: i32 = 1012;
 /// Something failed inside the daemon; its log says more.
 pub const INTERNAL: i32 = 1099;

@@ -117,6 +117,20 @@ fn users_chat_in_groups_and_directly_through_their_daemons() {
         "a removed member got a later message"
     );
 
+    // Bob is added back: the first epoch he sees after the gap is signed by alice, who was an
+    // admin when he last saw the group, so he accepts it and reads on (but not what he missed).
+    let amended = alice
+        .json(&["group", "amend", "team", "--add", "bob"])
+        .remove(0);
+    assert_eq!(amended["epoch"], 4);
+    alice.json(&["send", "--group", "team", "welcome back, bob"]);
+    eventually("bob to read on after being added back", PATIENCE, || {
+        (texts(&bob.history(&["--group", "team"]))
+            == ["hello bob", "welcome carol", "welcome back, bob"])
+        .then_some(())
+    });
+    assert_eq!(bob.json(&["status"])[0]["rejected"], 0);
+
     // A direct conversation, opened by the first message.
     bob.json(&["send", "--user", "alice", "psst, alice"]);
     let direct = eventually("alice to get bob's direct message", PATIENCE, || {

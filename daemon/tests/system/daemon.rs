@@ -78,15 +78,18 @@ fn the_socket_is_private_and_speaks_json_rpc_over_http() {
     );
     // Even with the socket opened to everyone (a careless chmod), the daemon checks the
     // peer's uid and serves nobody else.
-    std::fs::set_permissions(&alice.socket, std::fs::Permissions::from_mode(0o666))
-        .expect("chmod");
+    std::fs::set_permissions(&alice.socket, std::fs::Permissions::from_mode(0o666)).expect("chmod");
     let out = curl_status(&alice.socket, true);
     assert!(
         !out.status.success(),
         "another user got an answer through the opened socket: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(alice.log_text().contains("refused a connection from another user"));
+    assert!(
+        alice
+            .log_text()
+            .contains("refused a connection from another user")
+    );
 
     // Unknown methods and bad params get JSON-RPC errors, and the daemon goes on.
     let out = Command::new("curl")

@@ -27,7 +27,10 @@ CREATE TABLE conversations (
     last_seq INTEGER NOT NULL DEFAULT 0,   -- the newest seq the server reported
     received INTEGER NOT NULL DEFAULT 0,   -- every message up to here is stored here
     read_seq INTEGER NOT NULL DEFAULT 0,   -- read up to here
-    current  INTEGER NOT NULL DEFAULT 1    -- still a member
+    current  INTEGER NOT NULL DEFAULT 1,   -- still a member
+    -- The newest membership statement accepted (signed by an admin), postcard-encoded:
+    -- the next epoch must follow from it, across restarts.
+    chain    BLOB
 );
 CREATE UNIQUE INDEX conversations_by_name ON conversations (kind, name);
 
