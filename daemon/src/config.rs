@@ -58,6 +58,8 @@ pub struct Config {
     pub servers: Vec<String>,
     pub strategy: Strategy,
     pub notifications: Notifications,
+    /// Show a tray icon with the unread count.
+    pub tray: bool,
     /// Size of identity keys this daemon generates.
     pub key_bits: usize,
     /// A CA certificate (PEM) to connect to servers over TLS with, and the name to check.

@@ -90,6 +90,8 @@ struct Inner {
     outbox_wake: Notify,
     acks: StdMutex<HashMap<ClientMsgId, AckWaiter>>,
     messages: broadcast::Sender<Message>,
+    /// Unread messages over all current conversations, for the tray.
+    unread: watch::Sender<u64>,
     focus: StdMutex<Option<ConversationRef>>,
     notifications: Option<mpsc::UnboundedSender<Message>>,
     template: LinkConfig,
@@ -222,6 +224,7 @@ impl Engine {
         }
         let (connection, _) = watch::channel(None);
         let (messages, _) = broadcast::channel(1024);
+        let (unread, _) = watch::channel(0);
         Ok(Engine(Arc::new(Inner {
             config,
             store,
@@ -231,6 +234,7 @@ impl Engine {
             outbox_wake: Notify::new(),
             acks: StdMutex::new(HashMap::new()),
             messages,
+            unread,
             focus: StdMutex::new(None),
             notifications,
             template,
@@ -248,6 +252,28 @@ impl Engine {
             (Some(b), Strategy::Balancer) => dialer.with_balancer(b.clone()),
             _ => dialer,
         }
+    }
+
+    /// The unread count, updated as messages arrive and are read.
+    #[must_use]
+    pub fn unread(&self) -> watch::Receiver<u64> {
+        self.0.unread.subscribe()
+    }
+
+    async fn publish_unread(&self) -> Result<(), sqlx::Error> {
+        let total = self
+            .0
+            .store
+            .conversations()
+            .await?
+            .iter()
+            .filter(|c| c.current)
+            .map(Conversation::unread)
+            .sum();
+        self.0
+            .unread
+            .send_if_modified(|n| std::mem::replace(n, total) != total);
+        Ok(())
     }
 
     // --- background tasks ---
@@ -411,7 +437,7 @@ impl Engine {
                 .await
                 .map_err(local)?;
         }
-        Ok(())
+        self.publish_unread().await.map_err(local)
     }
 
     async fn conversation_changed(&self, info: &ConversationInfo) -> Result<(), LinkError> {
@@ -543,6 +569,7 @@ impl Engine {
                 let _ = tx.send(message.clone());
             }
             let _ = self.0.messages.send(message);
+            self.publish_unread().await.map_err(local)?;
         }
         Ok(())
     }
@@ -1451,6 +1478,7 @@ impl Engine {
                         .sent(&o, &me, seq_u(sent.seq), sent.sent_at.0)
                         .await
                         .map_err(local)?;
+                    self.publish_unread().await.map_err(local)?;
                     let receipt = SendReceipt {
                         id: hex(&o.client_msg_id),
                         seq: seq_u(sent.seq),
@@ -1541,6 +1569,7 @@ impl Engine {
                         .await;
                 });
             }
+            self.publish_unread().await?;
         }
         Ok(())
     }

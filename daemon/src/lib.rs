@@ -18,13 +18,16 @@ pub mod notify;
 mod rpc;
 mod socket;
 mod store;
+#[cfg(all(unix, not(target_os = "macos")))]
+mod tray;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use fastchat_api::FastChatApiServer;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 pub use config::{Config, Notifications, Strategy};
 
@@ -68,7 +71,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             stopped.clone(),
         )));
     }
-    shutdown.await;
+    // The tray's "Quit" stops the daemon like a signal does.
+    let quit = Arc::new(Notify::new());
+    #[cfg(all(unix, not(target_os = "macos")))]
+    if config.tray {
+        tasks.push(tokio::spawn(tray::run(
+            config.profile.clone(),
+            engine.unread(),
+            Arc::clone(&quit),
+            stopped.clone(),
+        )));
+    }
+    tokio::select! {
+        () = shutdown => {}
+        () = quit.notified() => tracing::info!("quit from the tray"),
+    }
     tracing::info!("shutting down");
     let _ = stop.send(true);
     let joined = tokio::time::timeout(Duration::from_secs(10), async {

@@ -36,7 +36,7 @@ struct Args {
     /// Notifications name the sender and conversation but do not show the text.
     #[arg(long)]
     hide_content: bool,
-    /// Show a tray icon (not available in this version).
+    /// Show a tray icon with the unread count (StatusNotifierItem over D-Bus).
     #[arg(long)]
     tray: bool,
     /// Connect to servers over TLS, trusting this CA certificate (PEM).
@@ -62,8 +62,8 @@ fn config(args: Args) -> anyhow::Result<Config> {
         fastchat_crypto::MIN_KEY_BITS
     );
     anyhow::ensure!(
-        !args.tray,
-        "--tray is not available in this version (see the project's issue on the daemon)"
+        !args.tray || cfg!(all(unix, not(target_os = "macos"))),
+        "--tray needs a StatusNotifierItem panel (Linux and the BSDs)"
     );
     let balancer = match (&args.balancer, args.servers.is_empty()) {
         (Some(b), _) => Some(b.clone()),
@@ -97,6 +97,7 @@ fn config(args: Args) -> anyhow::Result<Config> {
             (false, true) => Notifications::Private,
             (false, false) => Notifications::Preview,
         },
+        tray: args.tray,
         key_bits: args.key_bits,
         tls: args.tls_ca.map(|ca| (ca, args.tls_server_name)),
     })

@@ -66,7 +66,7 @@ impl Monitor {
 }
 
 #[test]
-fn incoming_messages_raise_desktop_notifications_and_bursts_one_summary() {
+fn notifications_and_the_tray_follow_incoming_messages() {
     let required = std::env::var_os("FASTCHAT_REQUIRE_DESKTOP").is_some();
     let missing: Vec<&str> = ["Xvfb", "dunst", "dbus-daemon", "dbus-monitor", "dbus-send"]
         .into_iter()
@@ -163,7 +163,9 @@ fn incoming_messages_raise_desktop_notifications_and_bursts_one_summary() {
 
     let server = Server::start(root.path());
     let alice = Daemon::start(root.path(), "alice", &server.addr);
-    let bob = Daemon::configure(root.path(), "bob", &server.addr, true, env).started();
+    let bob = Daemon::configure(root.path(), "bob", &server.addr, true, env)
+        .with_arg("--tray")
+        .started();
     alice.signup();
     bob.signup();
     alice.json(&["group", "create", "team", "--members", "bob"]);
@@ -177,6 +179,20 @@ fn incoming_messages_raise_desktop_notifications_and_bursts_one_summary() {
             body: "lunch at noon?".into(),
         }
     );
+
+    // Bob's tray shows the unread message, over D-Bus.
+    let item = tray_item(&address, bob.pid());
+    eventually("the tray to show 1 unread", PATIENCE, || {
+        (tray_property(&address, &item, "Title").as_deref() == Some("FastChat: 1 unread"))
+            .then_some(())
+    });
+    let tooltip = tray_property_raw(&address, &item, "ToolTip");
+    assert!(tooltip.contains("FastChat: 1 unread"), "{tooltip}");
+    // Reading the group clears it.
+    bob.history(&["--group", "team"]);
+    eventually("the tray to show nothing unread", PATIENCE, || {
+        (tray_property(&address, &item, "Title").as_deref() == Some("FastChat")).then_some(())
+    });
 
     // Bob's own message raises nothing: the next notification is alice's next message.
     bob.json(&["send", "--group", "team", "sure, see you there"]);
@@ -237,4 +253,51 @@ fn incoming_messages_raise_desktop_notifications_and_bursts_one_summary() {
         ("alice", "but not at this")
     );
     drop(focus);
+}
+
+/// The bus name of the StatusNotifierItem of the process `pid` (ksni names it
+/// `org.kde.StatusNotifierItem-PID-N`).
+fn tray_item(address: &str, pid: u32) -> String {
+    let prefix = format!("org.kde.StatusNotifierItem-{pid}-");
+    eventually("the tray item on the bus", PATIENCE, || {
+        let out = Command::new("dbus-send")
+            .args([
+                &format!("--bus={address}"),
+                "--dest=org.freedesktop.DBus",
+                "--print-reply",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.ListNames",
+            ])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("string \""))
+            .map(|n| n.trim_end_matches('"').to_owned())
+            .find(|n| n.starts_with(&prefix))
+    })
+}
+
+fn tray_property_raw(address: &str, item: &str, property: &str) -> String {
+    let out = Command::new("dbus-send")
+        .args([
+            &format!("--bus={address}"),
+            &format!("--dest={item}"),
+            "--print-reply",
+            "/StatusNotifierItem",
+            "org.freedesktop.DBus.Properties.Get",
+            "string:org.kde.StatusNotifierItem",
+            &format!("string:{property}"),
+        ])
+        .output()
+        .expect("dbus-send runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A string property of the tray item, as `variant string "..."`.
+fn tray_property(address: &str, item: &str, property: &str) -> Option<String> {
+    let raw = tray_property_raw(address, item, property);
+    let start = raw.find("variant")?;
+    let rest = raw[start..].split_once("string \"")?.1;
+    Some(rest.split_once('"')?.0.to_owned())
 }

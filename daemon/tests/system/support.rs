@@ -171,6 +171,12 @@ impl Daemon {
         c
     }
 
+    /// Adds a flag to the daemon's command line.
+    pub fn with_arg(mut self, arg: &str) -> Daemon {
+        self.route.push(arg.to_owned());
+        self
+    }
+
     /// Finds servers through the balancer at `addr` instead.
     pub fn via_balancer(mut self, addr: &str) -> Daemon {
         self.route = vec!["--balancer".to_owned(), addr.to_owned()];
