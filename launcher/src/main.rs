@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fastchat_balancer::{Balancer, Strategy};
-use fastchat_server::announce::{Announce, announce};
+use fastchat_server::announce::{Announce, CpuMetric, announce};
 use fastchat_server::store::Store;
 use fastchat_server::store::postgres::PgStore;
 use fastchat_server::store::sqlite::SqliteStore;
@@ -154,6 +154,8 @@ async fn run(up: Up) -> anyhow::Result<()> {
             id: id.clone(),
             addr: addr.to_string(),
             interval: Duration::from_secs(1),
+            // These servers share one process, so only the host's figure means anything.
+            cpu: CpuMetric::Host,
         };
         let (stop_announce, announce_stopped) = oneshot::channel();
         let announce = tokio::spawn(announce(target, metrics, announce_stopped));

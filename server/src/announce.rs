@@ -1,5 +1,6 @@
 //! Registration with a balancer: once at start (retried until it answers), then a heartbeat
-//! every second with this host's recent CPU use and the live connection count. A balancer
+//! every second with a recent CPU use (the host's, or this process's: [`CpuMetric`]) and
+//! the live connection count. A balancer
 //! that is down is retried quietly: one warning when it stops answering, one line when it
 //! is back, never a line per attempt.
 
@@ -40,6 +41,71 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// Which CPU use a server reports for `least-cpu`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CpuMetric {
+    /// The whole host's (one server per host: it also sees other load on the host).
+    #[default]
+    Host,
+    /// This server process's share of the host's CPUs (several servers on one host).
+    Process,
+}
+
+impl std::str::FromStr for CpuMetric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "host" => Ok(CpuMetric::Host),
+            "process" => Ok(CpuMetric::Process),
+            other => Err(format!("{other} is not a CPU metric (host, process)")),
+        }
+    }
+}
+
+/// Reads recent CPU use: each call covers the time since the previous one.
+struct CpuSampler {
+    system: sysinfo::System,
+    metric: CpuMetric,
+    pid: Option<sysinfo::Pid>,
+}
+
+impl CpuSampler {
+    fn new(metric: CpuMetric) -> anyhow::Result<CpuSampler> {
+        let system =
+            sysinfo::System::new().map_err(|e| anyhow::anyhow!("cannot read CPU use: {e}"))?;
+        let mut sampler = CpuSampler {
+            system,
+            metric,
+            pid: sysinfo::get_current_pid().ok(),
+        };
+        sampler.sample();
+        Ok(sampler)
+    }
+
+    /// Percent of the host's CPU capacity, 0 to 100.
+    fn sample(&mut self) -> f32 {
+        self.system.refresh_cpu_usage();
+        match (self.metric, self.pid) {
+            (CpuMetric::Process, Some(pid)) => {
+                self.system.refresh_processes_specifics(
+                    sysinfo::ProcessesToUpdate::Some(&[pid]),
+                    false,
+                    sysinfo::ProcessRefreshKind::nothing().with_cpu(),
+                );
+                // A process's use is in percent of one CPU.
+                let cpus = self.system.cpus().len().max(1);
+                #[allow(clippy::cast_precision_loss)]
+                let share = self
+                    .system
+                    .process(pid)
+                    .map_or(0.0, |p| p.cpu_usage() / cpus as f32);
+                share.clamp(0.0, 100.0)
+            }
+            _ => self.system.global_cpu_usage(),
+        }
+    }
+}
+
 /// Where to announce this server, and as what.
 #[derive(Debug, Clone)]
 pub struct Announce {
@@ -49,6 +115,7 @@ pub struct Announce {
     /// The address clients should use for this server.
     pub addr: String,
     pub interval: Duration,
+    pub cpu: CpuMetric,
 }
 
 /// Registers and heartbeats until `stop` fires (or its sender is dropped).
@@ -63,9 +130,7 @@ pub async fn announce(
     let client = HttpClientBuilder::default()
         .request_timeout(target.interval.max(Duration::from_millis(200)))
         .build(format!("http://{}", target.balancer))?;
-    let mut system =
-        sysinfo::System::new().map_err(|e| anyhow::anyhow!("cannot read CPU use: {e}"))?;
-    system.refresh_cpu_usage();
+    let mut cpu = CpuSampler::new(target.cpu)?;
     let mut ticker = tokio::time::interval(target.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut registered = false;
@@ -76,12 +141,12 @@ pub async fn announce(
             _ = &mut stop => return Ok(()),
         }
         // CPU use since the previous tick: a recent sample, not a lifetime average.
-        system.refresh_cpu_usage();
+        let used = cpu.sample();
         let mut params = ObjectParams::new();
         params.insert("id", &target.id)?;
         params.insert("addr", &target.addr)?;
         let method = if registered {
-            params.insert("cpu", system.global_cpu_usage())?;
+            params.insert("cpu", used)?;
             params.insert("connections", metrics.connections())?;
             HEARTBEAT
         } else {

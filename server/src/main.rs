@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use fastchat_server::announce::{Announce, announce};
+use fastchat_server::announce::{Announce, CpuMetric, announce};
 use fastchat_server::store::Store;
 use fastchat_server::store::postgres::PgStore;
 use fastchat_server::store::sqlite::SqliteStore;
@@ -37,6 +37,15 @@ struct Args {
     /// the address it listens on).
     #[arg(long, value_name = "ADDR", requires = "balancer")]
     advertise: Option<String>,
+    /// The CPU use reported to the balancer: `host` (the whole machine's) or `process`
+    /// (this server's own, for several servers on one machine).
+    #[arg(
+        long,
+        value_name = "METRIC",
+        default_value = "host",
+        requires = "balancer"
+    )]
+    cpu_metric: CpuMetric,
     /// PEM certificate chain: serve TLS on the client port (needs --tls-key).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -79,6 +88,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             id: args.id,
             addr: args.advertise.unwrap_or_else(|| addr.to_string()),
             interval: Duration::from_secs(1),
+            cpu: args.cpu_metric,
         };
         let (stop, stopped) = oneshot::channel();
         (

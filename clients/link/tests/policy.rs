@@ -79,6 +79,35 @@ async fn with_no_server_at_all_attempts_are_bounded() {
     );
 }
 
+/// A minute of the default policy (100 ms base, 10 s cap, full jitter) against addresses
+/// where nothing listens, on tokio's paused clock: the minute passes as fast as the attempts
+/// fail, and the count is what a real minute would hold.
+#[tokio::test(start_paused = true)]
+async fn with_no_server_at_all_a_minute_holds_a_bounded_number_of_attempts() {
+    let mut closed = Vec::new();
+    for _ in 0..2 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        closed.push(l.local_addr().expect("addr").to_string());
+    }
+    let mut dialer = Dialer::new(
+        closed,
+        ClientStrategy::ClientRoundRobin,
+        LinkConfig::new(""),
+    );
+    let started = Instant::now();
+    let result = dialer
+        .connect(None, started + Duration::from_secs(60))
+        .await;
+    assert!(result.is_err());
+    // The doubling ceilings reach the 10 s cap by the eighth attempt; after that a wait
+    // averages 5 s. Without backoff, refused connections would make thousands a second.
+    assert!(
+        (4..=60).contains(&dialer.attempts),
+        "{} attempts in one minute",
+        dialer.attempts
+    );
+}
+
 #[tokio::test]
 async fn with_the_balancer_down_sessions_go_on_and_new_connections_use_the_cached_list() {
     let (_dirs, a, b) = two_servers().await;

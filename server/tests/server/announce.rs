@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use fastchat_balancer::{Balancer, Config, Strategy};
 use fastchat_link::{Link, LinkConfig};
-use fastchat_proto::balancer::{SERVERS, ServerStatus};
+use fastchat_proto::Ping;
+use fastchat_proto::balancer::{PICK, Picked, SERVERS, ServerStatus};
 use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::params::ObjectParams;
 use jsonrpsee::http_client::HttpClientBuilder;
 use jsonrpsee::rpc_params;
 
@@ -97,5 +99,136 @@ async fn a_server_announces_itself_reports_its_load_and_drops_out_when_killed() 
         s.iter().any(|s| s.id == "s9" && !s.healthy)
     })
     .await;
+    balancer.stop().await;
+}
+
+fn spawn_server(id: &str, balancer: &str, db: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fastchat-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--id",
+            id,
+            "--cpu-metric",
+            "process",
+        ])
+        .args(["--balancer", balancer, "--database-url"])
+        .arg(format!("sqlite://{}", db.display()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("reads");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("listening line")
+        .to_owned();
+    (child, addr)
+}
+
+/// Three real servers on one machine, each reporting its own CPU use; one is kept busy by
+/// clients hammering it. `least-cpu` sends 60 new connections to the other two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_cpu_avoids_a_server_kept_busy() {
+    let config = Config {
+        strategy: Strategy::LeastCpu,
+        probe_interval: Duration::from_millis(100),
+        ..Config::default()
+    };
+    let balancer = Balancer::start("127.0.0.1:0", config)
+        .await
+        .expect("balancer");
+    let rpc = HttpClientBuilder::default()
+        .build(format!("http://{}", balancer.addr))
+        .expect("client");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut children = Vec::new();
+    let mut busy_addr = String::new();
+    for id in ["busy", "idle-1", "idle-2"] {
+        let (child, addr) = spawn_server(
+            id,
+            &balancer.addr.to_string(),
+            &dir.path().join(format!("{id}.db")),
+        );
+        if id == "busy" {
+            busy_addr = addr;
+        }
+        children.push(child);
+    }
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let statuses = || async {
+        rpc.request::<Vec<ServerStatus>, _>(SERVERS, rpc_params![])
+            .await
+            .expect("servers")
+    };
+    while statuses().await.iter().filter(|s| s.healthy).count() != 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "servers never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The burner: connections pinging "busy" as fast as it answers.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut burners = Vec::new();
+    for _ in 0..4 {
+        let (link, _pushes) = Link::connect(&LinkConfig::new(&busy_addr))
+            .await
+            .expect("connects");
+        for _ in 0..8 {
+            let (link, stop) = (link.clone(), std::sync::Arc::clone(&stop));
+            burners.push(tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if link.request(Ping {}).await.is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+    }
+    let load = |s: &[ServerStatus], id: &str| s.iter().find(|s| s.id == id).map_or(0.0, |s| s.cpu);
+    loop {
+        let now = statuses().await;
+        let busy = load(&now, "busy");
+        if busy > 5.0 && busy > 2.0 * load(&now, "idle-1").max(load(&now, "idle-2")) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the burner never showed: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut picked = std::collections::BTreeMap::<String, u32>::new();
+    for _ in 0..60 {
+        let mut params = ObjectParams::new();
+        params
+            .insert("exclude", Vec::<String>::new())
+            .expect("params");
+        let p: Picked = rpc.request(PICK, params).await.expect("pick");
+        *picked.entry(p.id).or_default() += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for b in burners {
+        let _ = b.await;
+    }
+    assert_eq!(
+        picked.get("busy"),
+        None,
+        "least-cpu picked the busy server: {picked:?}"
+    );
+    assert_eq!(picked.values().sum::<u32>(), 60);
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
     balancer.stop().await;
 }
