@@ -127,20 +127,12 @@ fn notifications_and_the_tray_follow_incoming_messages() {
         "dunst to own org.freedesktop.Notifications",
         PATIENCE,
         || {
-            let out = Command::new("dbus-send")
-                .args([
-                    &format!("--bus={address}"),
-                    "--dest=org.freedesktop.DBus",
-                    "--print-reply",
-                    "/org/freedesktop/DBus",
-                    "org.freedesktop.DBus.NameHasOwner",
-                    "string:org.freedesktop.Notifications",
-                ])
-                .output()
-                .ok()?;
-            String::from_utf8_lossy(&out.stdout)
-                .contains("boolean true")
-                .then_some(())
+            bus_call(
+                &address,
+                &["NameHasOwner", "string:org.freedesktop.Notifications"],
+            )
+            .contains("boolean true")
+            .then_some(())
         },
     );
 
@@ -260,17 +252,7 @@ fn notifications_and_the_tray_follow_incoming_messages() {
 fn tray_item(address: &str, pid: u32) -> String {
     let prefix = format!("org.kde.StatusNotifierItem-{pid}-");
     eventually("the tray item on the bus", PATIENCE, || {
-        let out = Command::new("dbus-send")
-            .args([
-                &format!("--bus={address}"),
-                "--dest=org.freedesktop.DBus",
-                "--print-reply",
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus.ListNames",
-            ])
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout)
+        bus_call(address, &["ListNames"])
             .lines()
             .filter_map(|l| l.trim().strip_prefix("string \""))
             .map(|n| n.trim_end_matches('"').to_owned())
@@ -300,4 +282,22 @@ fn tray_property(address: &str, item: &str, property: &str) -> Option<String> {
     let start = raw.find("variant")?;
     let rest = raw[start..].split_once("string \"")?.1;
     Some(rest.split_once('"')?.0.to_owned())
+}
+
+/// Calls a method of the bus itself (`org.freedesktop.DBus.METHOD ARGS...`) and gives its
+/// printed reply.
+fn bus_call(address: &str, method_and_args: &[&str]) -> String {
+    let (method, args) = method_and_args.split_first().expect("a method");
+    let out = Command::new("dbus-send")
+        .args([
+            &format!("--bus={address}"),
+            "--dest=org.freedesktop.DBus",
+            "--print-reply",
+            "/org/freedesktop/DBus",
+            &format!("org.freedesktop.DBus.{method}"),
+        ])
+        .args(args)
+        .output()
+        .expect("dbus-send runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -17,17 +17,7 @@ use crate::support::DEADLINE;
 
 #[tokio::test]
 async fn a_server_announces_itself_reports_its_load_and_drops_out_when_killed() {
-    let config = Config {
-        strategy: Strategy::LeastConnections,
-        probe_interval: Duration::from_millis(100),
-        ..Config::default()
-    };
-    let balancer = Balancer::start("127.0.0.1:0", config)
-        .await
-        .expect("balancer");
-    let rpc = HttpClientBuilder::default()
-        .build(format!("http://{}", balancer.addr))
-        .expect("client");
+    let (balancer, rpc) = start_balancer(Strategy::LeastConnections).await;
     let servers = || async {
         rpc.request::<Vec<ServerStatus>, _>(SERVERS, rpc_params![])
             .await
@@ -52,26 +42,8 @@ async fn a_server_announces_itself_reports_its_load_and_drops_out_when_killed() 
     };
 
     let dir = tempfile::tempdir().expect("dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fastchat-server"))
-        .args(["--listen", "127.0.0.1:0", "--id", "s9", "--balancer"])
-        .arg(balancer.addr.to_string())
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.path().join("s.db").display()))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("server starts");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("reads");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("listening line")
-        .to_owned();
+    let (mut child, addr) =
+        spawn_server("s9", &balancer.addr.to_string(), &dir.path().join("s.db"));
 
     let now = until("s9 registered", |s| {
         s.iter().any(|s| s.id == "s9" && s.healthy)
@@ -100,6 +72,22 @@ async fn a_server_announces_itself_reports_its_load_and_drops_out_when_killed() 
     })
     .await;
     balancer.stop().await;
+}
+
+/// A balancer probing every 100 ms, and a JSON-RPC client for it.
+async fn start_balancer(strategy: Strategy) -> (Balancer, jsonrpsee::http_client::HttpClient) {
+    let config = Config {
+        strategy,
+        probe_interval: Duration::from_millis(100),
+        ..Config::default()
+    };
+    let balancer = Balancer::start("127.0.0.1:0", config)
+        .await
+        .expect("balancer");
+    let rpc = HttpClientBuilder::default()
+        .build(format!("http://{}", balancer.addr))
+        .expect("client");
+    (balancer, rpc)
 }
 
 fn spawn_server(id: &str, balancer: &str, db: &std::path::Path) -> (std::process::Child, String) {
@@ -136,17 +124,7 @@ fn spawn_server(id: &str, balancer: &str, db: &std::path::Path) -> (std::process
 /// clients hammering it. `least-cpu` sends 60 new connections to the other two.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_cpu_avoids_a_server_kept_busy() {
-    let config = Config {
-        strategy: Strategy::LeastCpu,
-        probe_interval: Duration::from_millis(100),
-        ..Config::default()
-    };
-    let balancer = Balancer::start("127.0.0.1:0", config)
-        .await
-        .expect("balancer");
-    let rpc = HttpClientBuilder::default()
-        .build(format!("http://{}", balancer.addr))
-        .expect("client");
+    let (balancer, rpc) = start_balancer(Strategy::LeastCpu).await;
     let dir = tempfile::tempdir().expect("dir");
     let mut children = Vec::new();
     let mut busy_addr = String::new();
