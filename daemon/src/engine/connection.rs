@@ -1,0 +1,377 @@
+//! The connection task: dial (balancer-aware, with backoff), resume the session, sync from
+//! the local cursors, then handle pushes; and what happens to each message that arrives.
+
+use super::*;
+
+impl Engine {
+    /// Keeps a server connection (and the session on it) up until `shutdown` fires.
+    pub async fn run_connection(self, mut shutdown: watch::Receiver<bool>) {
+        let mut dialer = self.dialer();
+        let mut failed: Option<String> = None;
+        let mut backoff = Backoff::default();
+        loop {
+            if let (Some(balancer), Strategy::Client(_)) =
+                (&self.0.config.balancer, self.0.config.strategy)
+            {
+                // Client-side strategies choose from the balancer's list; the last known one
+                // stays in use while it cannot be asked.
+                let _ = dialer.refresh_from(balancer).await;
+            }
+            let far = Instant::now() + Duration::from_secs(3600);
+            let dialed = tokio::select! {
+                d = dialer.connect(failed.as_deref(), far) => d,
+                _ = shutdown.changed() => return,
+            };
+            let (addr, link, pushes) = match dialed {
+                Ok(d) => d,
+                Err(e) => {
+                    // No server known (the balancer is down and none was learnt yet).
+                    tracing::debug!(error = %e, "no server to connect to");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff.next_delay()) => continue,
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            };
+            backoff.reset();
+            let server_id = link.welcome().server_id.clone();
+            let authenticated = match self.resume(&link).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::info!(server = %addr, error = %e, "could not resume on this server");
+                    failed = Some(addr);
+                    continue;
+                }
+            };
+            tracing::info!(server = %server_id, %addr, authenticated, "connected");
+            self.0.connection.send_replace(Some(Connected {
+                link: link.clone(),
+                server_id,
+                addr: addr.clone(),
+                authenticated,
+            }));
+            self.0.outbox_wake.notify_one();
+            let ended = tokio::select! {
+                r = self.serve_connection(&link, pushes, authenticated) => r,
+                () = self.0.restart.notified() => Ok(()),
+                _ = shutdown.changed() => {
+                    self.0.connection.send_replace(None);
+                    return;
+                }
+            };
+            self.0.connection.send_replace(None);
+            match ended {
+                Ok(()) => failed = None,
+                Err(e) => {
+                    tracing::warn!(server = %addr, error = %e, "lost the server connection; reconnecting");
+                    failed = Some(addr);
+                }
+            }
+        }
+    }
+
+    /// Resumes the stored session on a new connection. `Ok(false)` when there is none (or
+    /// the server no longer knows it: then the account is logged out).
+    pub(super) async fn resume(&self, link: &Link) -> Result<bool, LinkError> {
+        let token = self.0.session.lock().await.token.clone();
+        let Some(token) = token else {
+            return Ok(false);
+        };
+        match link.request(proto::Resume { token }).await {
+            Ok(_) => Ok(true),
+            Err(LinkError::Server(body)) if body.code == ErrorCode::InvalidSession => {
+                tracing::warn!("the server ended this session; log in again");
+                let mut s = self.0.session.lock().await;
+                s.token = None;
+                s.identity = None;
+                drop(s);
+                if let Err(e) = self.0.store.forget_token().await {
+                    tracing::error!(error = %e, "cannot record the logout");
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Syncs, then handles pushes until the connection ends.
+    pub(super) async fn serve_connection(
+        &self,
+        link: &Link,
+        mut pushes: fastchat_link::Pushes,
+        authenticated: bool,
+    ) -> Result<(), LinkError> {
+        if !authenticated {
+            // Nothing to sync; keep the connection for signup and login, and notice when it
+            // dies.
+            while pushes.recv().await.is_some() {}
+            return Err(LinkError::Closed);
+        }
+        // Pushes are forwarded to a queue of our own so that the link's reader never waits
+        // on us while we wait on the link (for a key, say).
+        let (tx, mut queue) = mpsc::unbounded_channel();
+        let forward = tokio::spawn(async move {
+            while let Some(p) = pushes.recv().await {
+                if tx.send(p).is_err() {
+                    break;
+                }
+            }
+        });
+        let result = async {
+            self.sync(link).await?;
+            self.open_sealed(link).await?;
+            while let Some(push) = queue.recv().await {
+                match push {
+                    Push::Messages(messages) => {
+                        for m in messages {
+                            self.incoming(link, m).await?;
+                        }
+                    }
+                    Push::Conversation(info) => self.conversation_changed(&info).await?,
+                }
+            }
+            Err(LinkError::Closed)
+        }
+        .await;
+        forward.abort();
+        result
+    }
+
+    /// Refreshes the conversation list from the server.
+    pub(super) async fn refresh(&self, link: &Link) -> Result<(), LinkError> {
+        let Some(me) = self.me().await else {
+            return Ok(());
+        };
+        let list = link.request(proto::ListConversations {}).await?;
+        let store = &self.0.store;
+        let mut ids = Vec::new();
+        for info in &list.conversations {
+            ids.push(info.id);
+            store
+                .upsert_conversation(&to_conversation(info, &me))
+                .await
+                .map_err(local)?;
+        }
+        store.keep_current(&ids).await.map_err(local)?;
+        for acked in &list.acked {
+            store
+                .mark_read(acked.conversation, seq_u(acked.seq))
+                .await
+                .map_err(local)?;
+        }
+        self.publish_unread().await.map_err(local)
+    }
+
+    pub(super) async fn conversation_changed(
+        &self,
+        info: &ConversationInfo,
+    ) -> Result<(), LinkError> {
+        let Some(me) = self.me().await else {
+            return Ok(());
+        };
+        self.0
+            .store
+            .upsert_conversation(&to_conversation(info, &me))
+            .await
+            .map_err(local)
+    }
+
+    pub(super) async fn sync(&self, link: &Link) -> Result<(), LinkError> {
+        self.refresh(link).await?;
+        loop {
+            let cursors = self
+                .0
+                .store
+                .conversations()
+                .await
+                .map_err(local)?
+                .iter()
+                .map(|c| proto::Cursor {
+                    conversation: c.id,
+                    seq: seq_of(c.received),
+                })
+                .collect();
+            let batch = link
+                .request(proto::SyncMessages {
+                    cursors,
+                    limit: SYNC_BATCH,
+                })
+                .await?;
+            for m in batch.messages {
+                self.incoming(link, m).await?;
+            }
+            if !batch.more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles one message from the server: verifies, decrypts and stores it, or keeps it
+    /// sealed while the key is locked, or records why it was rejected. Only transport
+    /// errors are returned (the message is then fetched again after the reconnect).
+    pub(super) async fn incoming(
+        &self,
+        link: &Link,
+        m: proto::StoredMessage,
+    ) -> Result<(), LinkError> {
+        let store = &self.0.store;
+        let mut conv = store.conversation(m.conversation).await.map_err(local)?;
+        if conv.is_none() {
+            self.refresh(link).await?;
+            conv = store.conversation(m.conversation).await.map_err(local)?;
+        }
+        let Some(conv) = conv else {
+            tracing::warn!(
+                conversation = m.conversation.0,
+                "message for an unknown conversation ignored"
+            );
+            return Ok(());
+        };
+        if seq_u(m.seq) <= conv.received {
+            return Ok(());
+        }
+        let identity = self.0.session.lock().await.identity.clone();
+        let Some(identity) = identity else {
+            return store
+                .keep_sealed(&SealedMessage {
+                    conversation: m.conversation,
+                    seq: seq_u(m.seq),
+                    sender: m.sender,
+                    client_msg_id: m.client_msg_id,
+                    sent_at_ms: m.sent_at.0,
+                    envelope: m.envelope.to_vec(),
+                })
+                .await
+                .map_err(local);
+        };
+        self.open_and_store(link, &conv, &identity, m).await
+    }
+
+    pub(super) async fn open_and_store(
+        &self,
+        link: &Link,
+        conv: &Conversation,
+        identity: &Identity,
+        m: proto::StoredMessage,
+    ) -> Result<(), LinkError> {
+        let store = &self.0.store;
+        let opened = self.open_envelope(link, conv, identity, &m).await?;
+        let (kind, body) = match opened {
+            Ok(x) => x,
+            Err(reason) => {
+                tracing::warn!(
+                    conversation = %conv.reference(), seq = m.seq.0, sender = %m.sender, %reason,
+                    "rejected a message that failed verification"
+                );
+                return store
+                    .reject(m.conversation, seq_u(m.seq), &m.sender, &reason)
+                    .await
+                    .map_err(local);
+            }
+        };
+        let stored = store::StoredMessage {
+            conversation: m.conversation,
+            seq: seq_u(m.seq),
+            sender: m.sender,
+            client_msg_id: m.client_msg_id,
+            sent_at_ms: m.sent_at.0,
+            kind,
+            body,
+            image_path: None,
+        };
+        if store.receive(&stored).await.map_err(local)? {
+            let message = api_message(conv, &stored);
+            let me = self.me().await;
+            let focused = self
+                .0
+                .focus
+                .lock()
+                .map(|f| f.as_ref() == Some(&message.conversation))
+                .unwrap_or(false);
+            if focused {
+                let _ = store.mark_read(conv.id, stored.seq).await;
+            }
+            if me.as_deref() != Some(&stored.sender)
+                && !focused
+                && let Some(tx) = &self.0.notifications
+            {
+                let _ = tx.send(message.clone());
+            }
+            let _ = self.0.messages.send(message);
+            self.publish_unread().await.map_err(local)?;
+        }
+        Ok(())
+    }
+
+    /// Verifies and decrypts; the inner error is why the message is rejected.
+    pub(super) async fn open_envelope(
+        &self,
+        link: &Link,
+        conv: &Conversation,
+        identity: &Identity,
+        m: &proto::StoredMessage,
+    ) -> Result<Result<(MessageKind, Option<String>), String>, LinkError> {
+        let envelope = match Envelope::decode(&m.envelope) {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let sender_key = match self.known_key(link, &m.sender).await? {
+            Ok(k) => k,
+            Err(e) => return Ok(Err(e.message)),
+        };
+        let Some(key) = self
+            .epoch_key(link, conv, identity, envelope.header.epoch.0)
+            .await?
+        else {
+            return Ok(Err(format!(
+                "no verified key for epoch {}",
+                envelope.header.epoch.0
+            )));
+        };
+        let arrival = Arrival {
+            conversation: m.conversation,
+            sender: &m.sender,
+            client_msg_id: m.client_msg_id,
+        };
+        let content = match envelope.open(arrival, &sender_key, &key) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        Ok(match envelope.header.kind {
+            Kind::Text => match String::from_utf8(content) {
+                Ok(text) => Ok((MessageKind::Text, Some(text))),
+                Err(_) => Err("text that is not UTF-8".to_owned()),
+            },
+            // Images are stored by the images work (#7); until then they are listed.
+            Kind::Image { file_name, .. } => Ok((MessageKind::Image, Some(file_name))),
+        })
+    }
+
+    /// Opens what arrived while the key was locked.
+    pub(super) async fn open_sealed(&self, link: &Link) -> Result<(), LinkError> {
+        let identity = self.0.session.lock().await.identity.clone();
+        let Some(identity) = identity else {
+            return Ok(());
+        };
+        let store = &self.0.store;
+        for s in store.sealed().await.map_err(local)? {
+            let Some(conv) = store.conversation(s.conversation).await.map_err(local)? else {
+                continue;
+            };
+            let m = proto::StoredMessage {
+                conversation: s.conversation,
+                seq: seq_of(s.seq),
+                sender: s.sender,
+                client_msg_id: s.client_msg_id,
+                sent_at: Timestamp(s.sent_at_ms),
+                envelope: Bytes::from(s.envelope),
+            };
+            // `received` is already past it; store it directly.
+            let mut conv = conv;
+            conv.received = 0;
+            self.open_and_store(link, &conv, &identity, m).await?;
+            store.unseal(s.conversation, s.seq).await.map_err(local)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! Creating and amending groups, and opening direct conversations.
+
+use super::*;
+
+impl Engine {
+    pub async fn create_group(&self, name: String, members: Vec<String>) -> ApiResult<Group> {
+        let (me, identity) = self.logged_in().await?;
+        proto::validate::group_name(&name).map_err(ApiError::invalid)?;
+        let link = self.connection(true).await?.link;
+        let others: Vec<String> = names(&members).into_iter().filter(|m| *m != me).collect();
+        let mut roster = BTreeMap::new();
+        roster.insert(me.clone(), true);
+        for o in &others {
+            roster.insert(o.clone(), false);
+        }
+        let statement = Statement {
+            conversation: membership::UNASSIGNED,
+            epoch: Epoch(1),
+            name: Some(name.clone()),
+            members: roster,
+            changed_by: me.clone(),
+        };
+        let (material, key, statement) = self.material(&link, &identity, statement).await?;
+        let proof = material.proof.clone();
+        let info = link
+            .request(proto::CreateGroup {
+                name,
+                members: others,
+                material,
+            })
+            .await?;
+        let conv = self.adopt(&identity, &info, key, statement, &proof).await?;
+        Ok(group_of(&conv))
+    }
+
+    pub async fn amend_group(
+        &self,
+        name: String,
+        add: Vec<String>,
+        remove: Vec<String>,
+    ) -> ApiResult<Group> {
+        let (me, identity) = self.logged_in().await?;
+        let link = self.connection(true).await?.link;
+        let (add, remove) = (names(&add), names(&remove));
+        if add.is_empty() && remove.is_empty() {
+            return Err(ApiError::invalid(
+                "nothing to change: give members to add or remove",
+            ));
+        }
+        let mut attempt = 0;
+        loop {
+            let conv = self
+                .find(&link, &ConversationRef::Group(name.clone()))
+                .await?;
+            // Start from the members the last admin signed for, not from what the server
+            // says, so a member the server slipped in gets no key.
+            let _ = self.epoch_key(&link, &conv, &identity, conv.epoch).await?;
+            let signed = self
+                .0
+                .session
+                .lock()
+                .await
+                .chains
+                .get(&conv.id)
+                .and_then(|c| c.current().cloned());
+            let Some(signed) = signed.filter(|s| s.epoch.0 == conv.epoch) else {
+                return Err(ApiError::new(
+                    codes::FORBIDDEN,
+                    format!(
+                        "the current members of {name} are not signed by an admin; refusing to change them"
+                    ),
+                ));
+            };
+            let mut roster = signed.members.clone();
+            for r in &remove {
+                if roster.remove(r).is_none() {
+                    return Err(ApiError::invalid(format!("{r} is not a member of {name}")));
+                }
+            }
+            for a in &add {
+                if roster.insert(a.clone(), false).is_some() {
+                    return Err(ApiError::invalid(format!(
+                        "{a} is already a member of {name}"
+                    )));
+                }
+            }
+            let statement = Statement {
+                conversation: conv.id,
+                epoch: Epoch(conv.epoch + 1),
+                name: Some(name.clone()),
+                members: roster,
+                changed_by: me.clone(),
+            };
+            let (material, key, statement) = self.material(&link, &identity, statement).await?;
+            let proof = material.proof.clone();
+            let result = link
+                .request(proto::AmendGroup {
+                    conversation: conv.id,
+                    add: add.clone(),
+                    remove: remove.clone(),
+                    new_epoch: Epoch(conv.epoch + 1),
+                    material,
+                })
+                .await;
+            match result {
+                Ok(info) => {
+                    let conv = self.adopt(&identity, &info, key, statement, &proof).await?;
+                    return Ok(group_of(&conv));
+                }
+                Err(LinkError::Server(body))
+                    if body.code == ErrorCode::EpochConflict && attempt == 0 =>
+                {
+                    // Someone changed the group meanwhile: re-read it and try once more.
+                    attempt += 1;
+                    self.refresh(&link).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    pub async fn list_groups(&self) -> ApiResult<Vec<Group>> {
+        if let Ok(c) = self.connection(true).await {
+            let _ = self.refresh(&c.link).await;
+        }
+        Ok(self
+            .0
+            .store
+            .conversations()
+            .await?
+            .iter()
+            .filter(|c| c.kind == ConvKind::Group && c.current)
+            .map(group_of)
+            .collect())
+    }
+
+    pub async fn group_members(&self, name: String) -> ApiResult<Vec<MemberInfo>> {
+        let link = self.connection(true).await?.link;
+        Ok(self
+            .find(&link, &ConversationRef::Group(name))
+            .await?
+            .members)
+    }
+
+    /// The conversation to send to, opening a direct one if needed.
+    pub(super) async fn target(
+        &self,
+        link: &Link,
+        me: &str,
+        identity: &Identity,
+        to: &ConversationRef,
+    ) -> ApiResult<Conversation> {
+        match self.find(link, to).await {
+            Ok(c) => Ok(c),
+            Err(e) if e.code == codes::UNKNOWN_CONVERSATION => {
+                let ConversationRef::User(peer) = to else {
+                    return Err(e);
+                };
+                if peer == me {
+                    return Err(ApiError::invalid(
+                        "a direct conversation needs another user",
+                    ));
+                }
+                let mut roster = BTreeMap::new();
+                roster.insert(me.to_owned(), false);
+                roster.insert(peer.clone(), false);
+                let statement = Statement {
+                    conversation: membership::UNASSIGNED,
+                    epoch: Epoch(1),
+                    name: None,
+                    members: roster,
+                    changed_by: me.to_owned(),
+                };
+                let (material, key, statement) = self.material(link, identity, statement).await?;
+                let proof = material.proof.clone();
+                let info = link
+                    .request(proto::OpenDirect {
+                        peer: peer.clone(),
+                        material,
+                    })
+                    .await?;
+                if info.epoch.0 == 1 && self.0.store.conversation(info.id).await?.is_none() {
+                    self.adopt(identity, &info, key, statement, &proof).await
+                } else {
+                    // It existed already (opened by the peer meanwhile): use its keys.
+                    self.conversation_changed(&info).await?;
+                    self.find(link, to).await
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
