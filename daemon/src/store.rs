@@ -95,6 +95,22 @@ pub struct SealedMessage {
     pub envelope: Vec<u8>,
 }
 
+/// What became of a message that arrived.
+#[derive(Debug, Clone)]
+pub enum Received {
+    /// Verified and decrypted.
+    Message(StoredMessage),
+    /// Kept for when the identity key is unlocked.
+    Sealed(SealedMessage),
+    /// Failed verification: never shown, counted.
+    Rejected {
+        conversation: ConversationId,
+        seq: u64,
+        sender: String,
+        reason: String,
+    },
+}
+
 /// A send waiting for the server's acknowledgement.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -377,50 +393,74 @@ impl Store {
 
     // --- received messages ---
 
-    /// Stores a decrypted message and advances the conversation's cursor, atomically. A
-    /// message already stored (same seq, or same sender and id) is not stored again.
-    /// Returns whether it was new.
-    pub async fn receive(&self, m: &StoredMessage) -> Result<bool> {
+    /// Records what became of messages that arrived (stored, kept sealed, or rejected) and
+    /// advances each conversation's cursor past them, all in one transaction. A message
+    /// already stored (same seq, or same sender and id) is not stored again; the answer
+    /// says, for each `Received::Message`, whether it was new.
+    pub async fn receive(&self, received: &[Received]) -> Result<Vec<bool>> {
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT OR IGNORE INTO messages
-                 (conversation, seq, sender, client_msg_id, sent_at, kind, body, image_path)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .bind(m.conversation.0)
-        .bind(i64_of(m.seq))
-        .bind(&m.sender)
-        .bind(m.client_msg_id.0.as_slice())
-        .bind(m.sent_at_ms)
-        .bind(kind_str(m.kind))
-        .bind(&m.body)
-        .bind(&m.image_path)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        advance(&mut tx, m.conversation, m.seq).await?;
+        let mut new = Vec::new();
+        for r in received {
+            match r {
+                Received::Message(m) => {
+                    let inserted = sqlx::query(
+                        "INSERT OR IGNORE INTO messages
+                             (conversation, seq, sender, client_msg_id, sent_at, kind, body, image_path)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )
+                    .bind(m.conversation.0)
+                    .bind(i64_of(m.seq))
+                    .bind(&m.sender)
+                    .bind(m.client_msg_id.0.as_slice())
+                    .bind(m.sent_at_ms)
+                    .bind(kind_str(m.kind))
+                    .bind(&m.body)
+                    .bind(&m.image_path)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        > 0;
+                    new.push(inserted);
+                    advance(&mut tx, m.conversation, m.seq).await?;
+                }
+                Received::Sealed(m) => {
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO sealed
+                             (conversation, seq, sender, client_msg_id, sent_at, envelope)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .bind(m.conversation.0)
+                    .bind(i64_of(m.seq))
+                    .bind(&m.sender)
+                    .bind(m.client_msg_id.0.as_slice())
+                    .bind(m.sent_at_ms)
+                    .bind(&m.envelope)
+                    .execute(&mut *tx)
+                    .await?;
+                    advance(&mut tx, m.conversation, m.seq).await?;
+                }
+                Received::Rejected {
+                    conversation,
+                    seq,
+                    sender,
+                    reason,
+                } => {
+                    sqlx::query(
+                        "INSERT OR REPLACE INTO rejected (conversation, seq, sender, reason)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .bind(conversation.0)
+                    .bind(i64_of(*seq))
+                    .bind(sender)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await?;
+                    advance(&mut tx, *conversation, *seq).await?;
+                }
+            }
+        }
         tx.commit().await?;
-        Ok(inserted)
-    }
-
-    /// Keeps an envelope sealed for later and advances the cursor past it.
-    pub async fn keep_sealed(&self, m: &SealedMessage) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO sealed (conversation, seq, sender, client_msg_id, sent_at, envelope)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(m.conversation.0)
-        .bind(i64_of(m.seq))
-        .bind(&m.sender)
-        .bind(m.client_msg_id.0.as_slice())
-        .bind(m.sent_at_ms)
-        .bind(&m.envelope)
-        .execute(&mut *tx)
-        .await?;
-        advance(&mut tx, m.conversation, m.seq).await?;
-        tx.commit().await
+        Ok(new)
     }
 
     pub async fn sealed(&self) -> Result<Vec<SealedMessage>> {
@@ -448,28 +488,6 @@ impl Store {
             .execute(&self.pool)
             .await
             .map(drop)
-    }
-
-    /// Records an envelope that failed verification and advances the cursor past it.
-    pub async fn reject(
-        &self,
-        conversation: ConversationId,
-        seq: u64,
-        sender: &str,
-        reason: &str,
-    ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT OR REPLACE INTO rejected (conversation, seq, sender, reason) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(conversation.0)
-        .bind(i64_of(seq))
-        .bind(sender)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
-        advance(&mut tx, conversation, seq).await?;
-        tx.commit().await
     }
 
     pub async fn rejected_count(&self) -> Result<u64> {
@@ -546,37 +564,40 @@ impl Store {
         Ok(u64_of(n))
     }
 
-    /// The server stored a queued send: it leaves the outbox and enters the history (unless
-    /// it arrived back from the server first), in one transaction.
-    pub async fn sent(&self, o: &Outgoing, me: &str, seq: u64, sent_at_ms: i64) -> Result<()> {
+    /// Servers stored these queued sends (`(send, seq, sent_at)`): they leave the outbox and
+    /// enter the history (unless they arrived back from the server first), all in one
+    /// transaction, so a burst of acknowledgements costs one disk sync.
+    pub async fn sent(&self, acked: &[(&Outgoing, u64, i64)], me: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM outbox WHERE client_msg_id = ?1")
+        for (o, seq, sent_at_ms) in acked {
+            sqlx::query("DELETE FROM outbox WHERE client_msg_id = ?1")
+                .bind(o.client_msg_id.0.as_slice())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT OR IGNORE INTO messages
+                     (conversation, seq, sender, client_msg_id, sent_at, kind, body, image_path)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .bind(o.conversation.0)
+            .bind(i64_of(*seq))
+            .bind(me)
             .bind(o.client_msg_id.0.as_slice())
+            .bind(sent_at_ms)
+            .bind(kind_str(o.kind))
+            .bind(&o.body)
+            .bind(&o.image_path)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO messages
-                 (conversation, seq, sender, client_msg_id, sent_at, kind, body, image_path)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .bind(o.conversation.0)
-        .bind(i64_of(seq))
-        .bind(me)
-        .bind(o.client_msg_id.0.as_slice())
-        .bind(sent_at_ms)
-        .bind(kind_str(o.kind))
-        .bind(&o.body)
-        .bind(&o.image_path)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE conversations SET last_seq = MAX(last_seq, ?2), read_seq = MAX(read_seq, ?2)
-             WHERE id = ?1",
-        )
-        .bind(o.conversation.0)
-        .bind(i64_of(seq))
-        .execute(&mut *tx)
-        .await?;
+            sqlx::query(
+                "UPDATE conversations SET last_seq = MAX(last_seq, ?2), read_seq = MAX(read_seq, ?2)
+                 WHERE id = ?1",
+            )
+            .bind(o.conversation.0)
+            .bind(i64_of(*seq))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await
     }
 

@@ -1,6 +1,8 @@
 //! The connection task: dial (balancer-aware, with backoff), resume the session, sync from
 //! the local cursors, then handle pushes; and what happens to each message that arrives.
 
+use std::collections::hash_map::Entry;
+
 use super::*;
 
 impl Engine {
@@ -122,11 +124,7 @@ impl Engine {
             self.open_sealed(link).await?;
             while let Some(push) = queue.recv().await {
                 match push {
-                    Push::Messages(messages) => {
-                        for m in messages {
-                            self.incoming(link, m).await?;
-                        }
-                    }
+                    Push::Messages(messages) => self.incoming(link, messages, false).await?,
                     Push::Conversation(info) => self.conversation_changed(&info).await?,
                 }
             }
@@ -197,110 +195,120 @@ impl Engine {
                     limit: SYNC_BATCH,
                 })
                 .await?;
-            for m in batch.messages {
-                self.incoming(link, m).await?;
-            }
+            self.incoming(link, batch.messages, false).await?;
             if !batch.more {
                 return Ok(());
             }
         }
     }
 
-    /// Handles one message from the server: verifies, decrypts and stores it, or keeps it
-    /// sealed while the key is locked, or records why it was rejected. Only transport
-    /// errors are returned (the message is then fetched again after the reconnect).
+    /// Handles messages from the server: verifies, decrypts and stores each, or keeps it
+    /// sealed while the key is locked, or records why it was rejected, and advances the
+    /// cursors, in one local transaction for the lot. Only transport errors are returned
+    /// (the messages are then fetched again after the reconnect). With `unsealing`, the
+    /// messages were received before (while locked) and the cursors are already past them.
     pub(super) async fn incoming(
         &self,
         link: &Link,
-        m: proto::StoredMessage,
+        messages: Vec<proto::StoredMessage>,
+        unsealing: bool,
     ) -> Result<(), LinkError> {
         let store = &self.0.store;
-        let mut conv = store.conversation(m.conversation).await.map_err(local)?;
-        if conv.is_none() {
-            self.refresh(link).await?;
-            conv = store.conversation(m.conversation).await.map_err(local)?;
-        }
-        let Some(conv) = conv else {
-            tracing::warn!(
-                conversation = m.conversation.0,
-                "message for an unknown conversation ignored"
-            );
-            return Ok(());
-        };
-        if seq_u(m.seq) <= conv.received {
-            return Ok(());
-        }
         let identity = self.0.session.lock().await.identity.clone();
-        let Some(identity) = identity else {
-            return store
-                .keep_sealed(&SealedMessage {
+        let mut conversations: HashMap<ConversationId, Conversation> = HashMap::new();
+        let mut outcomes = Vec::new();
+        for m in messages {
+            if let Entry::Vacant(slot) = conversations.entry(m.conversation) {
+                let mut conv = store.conversation(m.conversation).await.map_err(local)?;
+                if conv.is_none() {
+                    self.refresh(link).await?;
+                    conv = store.conversation(m.conversation).await.map_err(local)?;
+                }
+                let Some(mut conv) = conv else {
+                    tracing::warn!(
+                        conversation = m.conversation.0,
+                        "message for an unknown conversation ignored"
+                    );
+                    continue;
+                };
+                if unsealing {
+                    conv.received = 0;
+                }
+                slot.insert(conv);
+            }
+            let conv = conversations
+                .get_mut(&m.conversation)
+                .expect("inserted above");
+            let seq = seq_u(m.seq);
+            if seq <= conv.received {
+                continue;
+            }
+            conv.received = seq;
+            let Some(identity) = &identity else {
+                outcomes.push(store::Received::Sealed(SealedMessage {
                     conversation: m.conversation,
-                    seq: seq_u(m.seq),
+                    seq,
                     sender: m.sender,
                     client_msg_id: m.client_msg_id,
                     sent_at_ms: m.sent_at.0,
                     envelope: m.envelope.to_vec(),
-                })
-                .await
-                .map_err(local);
-        };
-        self.open_and_store(link, &conv, &identity, m).await
-    }
-
-    pub(super) async fn open_and_store(
-        &self,
-        link: &Link,
-        conv: &Conversation,
-        identity: &Identity,
-        m: proto::StoredMessage,
-    ) -> Result<(), LinkError> {
-        let store = &self.0.store;
-        let opened = self.open_envelope(link, conv, identity, &m).await?;
-        let (kind, body) = match opened {
-            Ok(x) => x,
-            Err(reason) => {
-                tracing::warn!(
-                    conversation = %conv.reference(), seq = m.seq.0, sender = %m.sender, %reason,
-                    "rejected a message that failed verification"
-                );
-                return store
-                    .reject(m.conversation, seq_u(m.seq), &m.sender, &reason)
-                    .await
-                    .map_err(local);
-            }
-        };
-        let stored = store::StoredMessage {
-            conversation: m.conversation,
-            seq: seq_u(m.seq),
-            sender: m.sender,
-            client_msg_id: m.client_msg_id,
-            sent_at_ms: m.sent_at.0,
-            kind,
-            body,
-            image_path: None,
-        };
-        if store.receive(&stored).await.map_err(local)? {
-            let message = api_message(conv, &stored);
-            let me = self.me().await;
-            let focused = self
-                .0
-                .focus
-                .lock()
-                .map(|f| f.as_ref() == Some(&message.conversation))
-                .unwrap_or(false);
+                }));
+                continue;
+            };
+            let conv = conv.clone();
+            outcomes.push(match self.open_envelope(link, &conv, identity, &m).await? {
+                Ok((kind, body)) => store::Received::Message(store::StoredMessage {
+                    conversation: m.conversation,
+                    seq,
+                    sender: m.sender,
+                    client_msg_id: m.client_msg_id,
+                    sent_at_ms: m.sent_at.0,
+                    kind,
+                    body,
+                    image_path: None,
+                }),
+                Err(reason) => {
+                    tracing::warn!(
+                        conversation = %conv.reference(), seq, sender = %m.sender, %reason,
+                        "rejected a message that failed verification"
+                    );
+                    store::Received::Rejected {
+                        conversation: m.conversation,
+                        seq,
+                        sender: m.sender,
+                        reason,
+                    }
+                }
+            });
+        }
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let new = store.receive(&outcomes).await.map_err(local)?;
+        let stored = outcomes.iter().filter_map(|o| match o {
+            store::Received::Message(m) => Some(m),
+            _ => None,
+        });
+        let me = self.me().await;
+        let focus = self.0.focus.lock().map(|f| f.clone()).unwrap_or(None);
+        for (m, _) in stored.zip(new).filter(|(_, new)| *new) {
+            let Some(conv) = conversations.get(&m.conversation) else {
+                continue;
+            };
+            let message = api_message(conv, m);
+            let focused = focus.as_ref() == Some(&message.conversation);
             if focused {
-                let _ = store.mark_read(conv.id, stored.seq).await;
+                store.mark_read(conv.id, m.seq).await.map_err(local)?;
             }
-            if me.as_deref() != Some(&stored.sender)
+            if me.as_deref() != Some(&m.sender)
                 && !focused
                 && let Some(tx) = &self.0.notifications
             {
                 let _ = tx.send(message.clone());
             }
             let _ = self.0.messages.send(message);
-            self.publish_unread().await.map_err(local)?;
         }
-        Ok(())
+        self.publish_unread().await.map_err(local)
     }
 
     /// Verifies and decrypts; the inner error is why the message is rejected.
@@ -349,28 +357,30 @@ impl Engine {
 
     /// Opens what arrived while the key was locked.
     pub(super) async fn open_sealed(&self, link: &Link) -> Result<(), LinkError> {
-        let identity = self.0.session.lock().await.identity.clone();
-        let Some(identity) = identity else {
+        if self.0.session.lock().await.identity.is_none() {
             return Ok(());
-        };
+        }
         let store = &self.0.store;
-        for s in store.sealed().await.map_err(local)? {
-            let Some(conv) = store.conversation(s.conversation).await.map_err(local)? else {
-                continue;
-            };
-            let m = proto::StoredMessage {
+        let sealed = store.sealed().await.map_err(local)?;
+        if sealed.is_empty() {
+            return Ok(());
+        }
+        let opened: Vec<(ConversationId, u64)> =
+            sealed.iter().map(|s| (s.conversation, s.seq)).collect();
+        let messages = sealed
+            .into_iter()
+            .map(|s| proto::StoredMessage {
                 conversation: s.conversation,
                 seq: seq_of(s.seq),
                 sender: s.sender,
                 client_msg_id: s.client_msg_id,
                 sent_at: Timestamp(s.sent_at_ms),
                 envelope: Bytes::from(s.envelope),
-            };
-            // `received` is already past it; store it directly.
-            let mut conv = conv;
-            conv.received = 0;
-            self.open_and_store(link, &conv, &identity, m).await?;
-            store.unseal(s.conversation, s.seq).await.map_err(local)?;
+            })
+            .collect();
+        self.incoming(link, messages, true).await?;
+        for (conversation, seq) in opened {
+            store.unseal(conversation, seq).await.map_err(local)?;
         }
         Ok(())
     }

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Queued sends written to the connection before the first answer is awaited.
+const PIPELINE: usize = 64;
+
 impl Engine {
     pub async fn send(&self, to: ConversationRef, text: String) -> ApiResult<SendReceipt> {
         if text.trim().is_empty() {
@@ -161,71 +164,96 @@ impl Engine {
         let Some(me) = self.me().await else {
             return Ok(false);
         };
-        for o in queued {
-            let result = link
-                .request(proto::SendMessage {
+        // A batch of sends is written to the connection before the first answer is awaited:
+        // the server takes a connection's frames in order, so they keep their order, and a
+        // burst costs one round trip, not one per message.
+        let mut retry = None;
+        for batch in queued.chunks(PIPELINE) {
+            let requests = batch.iter().map(|o| {
+                link.request(proto::SendMessage {
                     conversation: o.conversation,
                     client_msg_id: o.client_msg_id,
                     envelope: Bytes::from(o.envelope.clone()),
                 })
-                .await;
-            let waiter = || {
-                self.0
-                    .acks
-                    .lock()
-                    .ok()
-                    .and_then(|mut a| a.remove(&o.client_msg_id))
-            };
-            match result {
-                Ok(sent) => {
-                    self.0
-                        .store
-                        .sent(&o, &me, seq_u(sent.seq), sent.sent_at.0)
-                        .await
-                        .map_err(local)?;
-                    self.publish_unread().await.map_err(local)?;
-                    let receipt = SendReceipt {
-                        id: hex(&o.client_msg_id),
-                        seq: seq_u(sent.seq),
-                        sent_at: timestamp(sent.sent_at.0),
-                    };
-                    if let Some(conv) = self
-                        .0
-                        .store
-                        .conversation(o.conversation)
-                        .await
-                        .map_err(local)?
-                    {
-                        let _ = self.0.messages.send(Message {
-                            id: receipt.id.clone(),
-                            seq: seq_u(sent.seq),
-                            conversation: conv.reference(),
-                            sender: me.clone(),
-                            sent_at: receipt.sent_at,
-                            kind: o.kind,
-                            text: o.body.clone(),
-                            image_path: o.image_path.clone(),
-                        });
-                    }
-                    if let Some(w) = waiter() {
-                        let _ = w.send(Ok(receipt));
-                    }
-                }
-                Err(e) if transient(&e) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the server refused a queued message; dropped");
-                    self.0
-                        .store
-                        .drop_outgoing(o.client_msg_id)
-                        .await
-                        .map_err(local)?;
-                    if let Some(w) = waiter() {
-                        let _ = w.send(Err(e.into()));
+            });
+            let results = futures_util::future::join_all(requests).await;
+            let mut acked = Vec::new();
+            for (o, result) in batch.iter().zip(results) {
+                match result {
+                    Ok(sent) => acked.push((o, sent)),
+                    // Stays queued; later answers of the batch are still recorded, since
+                    // the server has stored those messages already.
+                    Err(e) if transient(&e) => retry = retry.or(Some(e)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the server refused a queued message; dropped");
+                        self.0
+                            .store
+                            .drop_outgoing(o.client_msg_id)
+                            .await
+                            .map_err(local)?;
+                        if let Some(w) = self.ack_waiter(o.client_msg_id) {
+                            let _ = w.send(Err(e.into()));
+                        }
                     }
                 }
             }
+            self.acknowledged(&acked, &me).await?;
+            if let Some(e) = retry {
+                return Err(e);
+            }
         }
         Ok(true)
+    }
+
+    fn ack_waiter(&self, id: ClientMsgId) -> Option<AckWaiter> {
+        self.0.acks.lock().ok().and_then(|mut a| a.remove(&id))
+    }
+
+    /// Servers stored these queued sends: into the history (one transaction), out to
+    /// subscribers, and the answer to whoever waits for each.
+    async fn acknowledged(
+        &self,
+        acked: &[(&Outgoing, proto::Sent)],
+        me: &str,
+    ) -> Result<(), LinkError> {
+        if acked.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(&Outgoing, u64, i64)> = acked
+            .iter()
+            .map(|(o, sent)| (*o, seq_u(sent.seq), sent.sent_at.0))
+            .collect();
+        self.0.store.sent(&rows, me).await.map_err(local)?;
+        self.publish_unread().await.map_err(local)?;
+        for (o, sent) in acked {
+            let receipt = SendReceipt {
+                id: hex(&o.client_msg_id),
+                seq: seq_u(sent.seq),
+                sent_at: timestamp(sent.sent_at.0),
+            };
+            if let Some(conv) = self
+                .0
+                .store
+                .conversation(o.conversation)
+                .await
+                .map_err(local)?
+            {
+                let _ = self.0.messages.send(Message {
+                    id: receipt.id.clone(),
+                    seq: receipt.seq,
+                    conversation: conv.reference(),
+                    sender: me.to_owned(),
+                    sent_at: receipt.sent_at,
+                    kind: o.kind,
+                    text: o.body.clone(),
+                    image_path: o.image_path.clone(),
+                });
+            }
+            if let Some(w) = self.ack_waiter(o.client_msg_id) {
+                let _ = w.send(Ok(receipt));
+            }
+        }
+        Ok(())
     }
 
     pub async fn history(
