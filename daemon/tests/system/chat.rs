@@ -187,4 +187,58 @@ fn errors_say_what_is_wrong_and_exit_1() {
 
     let out = alice.ctl(&["send", "--group", "team"]);
     assert_eq!(out.status.code(), Some(2), "bad usage exits 2");
+
+    let out = alice.ctl(&["send", "--user", "nobody", "hello?"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nobody"), "{err}");
+
+    // A message too large for the server is refused before anything is queued.
+    alice.json(&["group", "create", "solo"]);
+    let huge = "x".repeat(600 * 1024);
+    let out = alice.ctl_with_input(&["send", "--group", "solo", "-"], &huge);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("too long"), "{err}");
+    let status = alice.json(&["status"]).remove(0);
+    assert_eq!(status["pending"], 0, "nothing half-sent stays queued");
+    // Text from stdin, as `-`.
+    alice.ctl_with_input(&["send", "--group", "solo", "-"], "from stdin\n");
+    assert_eq!(
+        texts(&alice.history(&["--group", "solo"])),
+        vec!["from stdin"]
+    );
+}
+
+#[test]
+fn watch_ends_with_an_error_when_the_daemon_stops_and_completions_need_no_daemon() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(root.path());
+    let mut alice = Daemon::start(root.path(), "alice", &server.addr);
+    let mut watch = alice
+        .ctl_command()
+        .arg("watch")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("watch runs");
+    let err = LineReader::new(watch.stderr.take().expect("stderr"));
+    err.until("the watch to start", PATIENCE, |l| {
+        l.starts_with("watching")
+    });
+    assert!(alice.terminate().success());
+    let line = err.next("the watch's error", PATIENCE);
+    assert!(line.starts_with("error: "), "{line}");
+    assert_eq!(watch.wait().expect("exits").code(), Some(1));
+
+    for shell in ["bash", "zsh", "fish"] {
+        let out = alice.ctl(&["completions", shell]);
+        crate::support::assert_success(&out, shell);
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("fastchatctl") && script.contains("send-image"),
+            "{shell} completions name the commands"
+        );
+    }
 }

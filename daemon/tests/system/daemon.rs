@@ -106,6 +106,20 @@ fn the_socket_is_private_and_speaks_json_rpc_over_http() {
         .expect("curl");
     let answer: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    let out = Command::new("curl")
+        .args(["-sS", "--unix-socket"])
+        .arg(&alice.socket)
+        .args([
+            "-H",
+            "content-type: application/json",
+            "-d",
+            "{not json",
+            "http://localhost/",
+        ])
+        .output()
+        .expect("curl");
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
     assert_success(&curl_status(&alice.socket, false), "curl after a bad call");
 }
 
