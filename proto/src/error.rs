@@ -98,6 +98,8 @@ error_codes! {
     InvalidRequest = 29, false;
     /// The envelope or public key is larger than the server accepts.
     TooLarge = 30, false;
+    /// No such chunk of that upload in that conversation.
+    UnknownChunk = 31, false;
     /// The server cannot reach its database right now; the request was not applied.
     Unavailable = 40, true;
     /// The server is shutting down; connect to another.

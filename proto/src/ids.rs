@@ -60,6 +60,20 @@ impl fmt::Debug for ClientMsgId {
     }
 }
 
+/// Names an upload of attachment chunks (an image); chosen at random by the uploader.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UploadId(pub [u8; 16]);
+
+impl fmt::Debug for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UploadId(")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
 /// A resumable session, returned by signup and login. Secret: never logged.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionToken(pub [u8; 32]);

@@ -17,15 +17,27 @@ pub mod validate;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{FrameError, MAX_FRAME_LEN};
-pub use ids::{ClientMsgId, ConversationId, Epoch, RequestId, Seq, SessionToken, Timestamp};
+pub use ids::{
+    ClientMsgId, ConversationId, Epoch, RequestId, Seq, SessionToken, Timestamp, UploadId,
+};
 pub use protocol::*;
 
 /// The protocol version this build speaks. A server refuses a `Hello` with any other.
 pub const PROTOCOL_VERSION: u16 = 1;
 
-/// The largest sealed envelope a server accepts in one `SendMessage` (text messages and, later,
-/// one image chunk). Keeps every frame well under [`MAX_FRAME_LEN`].
+/// The largest sealed envelope a server accepts in one `SendMessage`. Keeps every frame well
+/// under [`MAX_FRAME_LEN`]; images travel as chunks ([`UploadChunk`]) beside a small envelope.
 pub const MAX_ENVELOPE_LEN: usize = 512 * 1024;
+
+/// How much of an attachment one chunk carries before encryption.
+pub const CHUNK_PLAINTEXT: usize = 256 * 1024;
+
+/// The largest encrypted chunk a server accepts (a Fernet token of [`CHUNK_PLAINTEXT`]
+/// bytes, with room to spare).
+pub const MAX_CHUNK_LEN: usize = CHUNK_PLAINTEXT + 1024;
+
+/// The most chunks one upload may have (at [`CHUNK_PLAINTEXT`] each, 64 MiB).
+pub const MAX_CHUNKS: u32 = 256;
 
 /// The largest public key (DER) a user may publish.
 pub const MAX_PUBLIC_KEY_LEN: usize = 4096;

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorBody;
-use crate::ids::{ClientMsgId, ConversationId, Epoch, RequestId, Seq, SessionToken, Timestamp};
+use crate::ids::{
+    ClientMsgId, ConversationId, Epoch, RequestId, Seq, SessionToken, Timestamp, UploadId,
+};
 
 /// A request type together with the response type it gets. Implemented for every request by
 /// the [`protocol!`] table below.
@@ -107,6 +109,10 @@ protocol! {
     FetchEpochKeys -> EpochKeys;
     /// Keeps an idle connection alive.
     Ping -> Pong;
+    /// Stores one encrypted chunk of an attachment for a conversation; a resend is stored once.
+    UploadChunk -> Done;
+    /// Fetches one chunk of an attachment of a conversation the caller is a member of.
+    FetchChunk -> Chunk;
 }
 
 /// What a client sends: a request and the id its response will carry.
@@ -389,3 +395,48 @@ pub struct Ping {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pong {}
+
+/// One encrypted chunk of an attachment (an image), opaque to the server. The uploader seals
+/// each chunk under the conversation's epoch key and lists their hashes in the (signed)
+/// message that refers to the upload, which it sends once every chunk is stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadChunk {
+    pub conversation: ConversationId,
+    pub upload: UploadId,
+    /// 0-based; less than `total`.
+    pub index: u32,
+    /// How many chunks the upload has (at most `MAX_CHUNKS`).
+    pub total: u32,
+    /// At most `MAX_CHUNK_LEN` bytes.
+    pub bytes: Bytes,
+}
+
+impl std::fmt::Debug for UploadChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadChunk")
+            .field("conversation", &self.conversation)
+            .field("upload", &self.upload)
+            .field("index", &self.index)
+            .field("total", &self.total)
+            .field("bytes", &format_args!("{} bytes", self.bytes.len()))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchChunk {
+    pub conversation: ConversationId,
+    pub upload: UploadId,
+    pub index: u32,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub bytes: Bytes,
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chunk({} bytes)", self.bytes.len())
+    }
+}

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use fastchat_proto::frame::FrameError;
 use fastchat_proto::{
-    Ack, ClientFrame, ConversationId, Conversations, Done, EpochKeys, ErrorBody, ErrorCode,
-    FetchKey, MAX_PUBLIC_KEY_LEN, PROTOCOL_VERSION, Pong, Push, Request, RequestId, Response,
-    SendMessage, Seq, ServerFrame, Session, SessionToken, StoredMessage, SyncBatch, SyncMessages,
-    UserKey, Welcome, validate,
+    Ack, Chunk, ClientFrame, ConversationId, Conversations, Done, EpochKeys, ErrorBody, ErrorCode,
+    FetchChunk, FetchKey, MAX_CHUNK_LEN, MAX_CHUNKS, MAX_PUBLIC_KEY_LEN, PROTOCOL_VERSION, Pong,
+    Push, Request, RequestId, Response, SendMessage, Seq, ServerFrame, Session, SessionToken,
+    StoredMessage, SyncBatch, SyncMessages, Timestamp, UploadChunk, UserKey, Welcome, validate,
 };
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -30,7 +30,7 @@ use crate::Shared;
 use crate::connection::{Connection, ReadError};
 use crate::delivery::SendResult;
 use crate::hub::{Event, Subscription};
-use crate::store::{Changed, NewMessage, StoreError, User};
+use crate::store::{Changed, NewMessage, StoreError, User, UserId};
 
 /// The most messages in one sync answer or one catch-up push.
 const PAGE: u32 = 500;
@@ -295,6 +295,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
                 .await
                 .map(Response::FetchEpochKeys),
             Request::Ping(_) => Ok(Response::Ping(Pong {})),
+            Request::UploadChunk(r) => self.upload_chunk(r).await.map(Response::UploadChunk),
+            Request::FetchChunk(r) => self.fetch_chunk(r).await.map(Response::FetchChunk),
         };
         self.respond(id, result).await
     }
@@ -394,13 +396,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
         let changed = self
             .shared
             .store
-            .create_group(
-                user,
-                &r.name,
-                &r.members,
-                &r.material,
-                fastchat_proto::Timestamp::now(),
-            )
+            .create_group(user, &r.name, &r.members, &r.material, Timestamp::now())
             .await;
         self.announce(changed)
     }
@@ -413,7 +409,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
         let changed = self
             .shared
             .store
-            .amend_group(user, &r, fastchat_proto::Timestamp::now())
+            .amend_group(user, &r, Timestamp::now())
             .await;
         self.announce(changed)
     }
@@ -426,7 +422,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
         let changed = self
             .shared
             .store
-            .open_direct(user, &r.peer, &r.material, fastchat_proto::Timestamp::now())
+            .open_direct(user, &r.peer, &r.material, Timestamp::now())
             .await;
         self.announce(changed)
     }
@@ -560,6 +556,66 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
             .await
             .map_err(|e| store_error(&e))?;
         Ok(EpochKeys { keys })
+    }
+
+    /// Refuses anyone who is not a current member of `conversation`.
+    async fn require_member(&self, conversation: ConversationId) -> Result<UserId, ErrorBody> {
+        let user = self.user()?.id;
+        let members = self
+            .shared
+            .store
+            .member_ids(conversation)
+            .await
+            .map_err(|e| store_error(&e))?;
+        if members.contains(&user) {
+            Ok(user)
+        } else {
+            Err(ErrorBody::new(
+                ErrorCode::NotMember,
+                "you are not a member of that conversation",
+            ))
+        }
+    }
+
+    async fn upload_chunk(&self, r: UploadChunk) -> Result<Done, ErrorBody> {
+        if r.bytes.len() > MAX_CHUNK_LEN {
+            return Err(ErrorBody::new(
+                ErrorCode::TooLarge,
+                format!("a chunk may have at most {MAX_CHUNK_LEN} bytes"),
+            ));
+        }
+        if r.total == 0 || r.total > MAX_CHUNKS || r.index >= r.total {
+            return Err(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "chunk {} of {} (an upload has 1 to {MAX_CHUNKS} chunks)",
+                    r.index, r.total
+                ),
+            ));
+        }
+        let user = self.require_member(r.conversation).await?;
+        self.shared
+            .store
+            .put_chunk(user, &r, Timestamp::now())
+            .await
+            .map_err(|e| store_error(&e))?;
+        Ok(Done {})
+    }
+
+    async fn fetch_chunk(&self, r: FetchChunk) -> Result<Chunk, ErrorBody> {
+        self.require_member(r.conversation).await?;
+        let bytes = self
+            .shared
+            .store
+            .chunk(r.conversation, r.upload, r.index)
+            .await
+            .map_err(|e| store_error(&e))?;
+        bytes.map(|bytes| Chunk { bytes }).ok_or_else(|| {
+            ErrorBody::new(
+                ErrorCode::UnknownChunk,
+                format!("no chunk {} of that upload", r.index),
+            )
+        })
     }
 
     async fn on_event(&mut self, event: Event) -> Result<(), End> {

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use fastchat_proto::{
     AmendGroup, ClientMsgId, ConversationId, ConversationInfo, Cursor, EpochKey, EpochMaterial,
-    ErrorBody, ErrorCode, Sent, Seq, StoredMessage, Timestamp,
+    ErrorBody, ErrorCode, Sent, Seq, StoredMessage, Timestamp, UploadChunk, UploadId,
 };
 
 /// A user's row id. Never leaves the server: the wire names users by username.
@@ -298,4 +298,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         user: UserId,
         conversation: ConversationId,
     ) -> StoreResult<Vec<EpochKey>>;
+
+    /// Stores a chunk of an attachment; a resend (same conversation, upload and index) is
+    /// stored once. The caller checked that `uploader` is a member.
+    async fn put_chunk(
+        &self,
+        uploader: UserId,
+        chunk: &UploadChunk,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// A stored chunk, if there is one.
+    async fn chunk(
+        &self,
+        conversation: ConversationId,
+        upload: UploadId,
+        index: u32,
+    ) -> StoreResult<Option<Bytes>>;
 }

@@ -15,7 +15,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use fastchat_proto::{
     AmendGroup, ClientMsgId, ConversationId, ConversationInfo, ConversationKind, Cursor, Epoch,
-    EpochKey, EpochMaterial, ErrorCode, Member, Sent, Seq, StoredMessage, Timestamp,
+    EpochKey, EpochMaterial, ErrorCode, Member, Sent, Seq, StoredMessage, Timestamp, UploadChunk,
+    UploadId,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -683,5 +684,47 @@ impl Store for SqliteStore {
                 proof: Bytes::from(r.get::<Vec<u8>, _>(3)),
             })
             .collect())
+    }
+
+    async fn put_chunk(
+        &self,
+        uploader: UserId,
+        chunk: &UploadChunk,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO chunks
+                 (conversation_id, upload_id, idx, total, uploader_id, bytes, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (conversation_id, upload_id, idx) DO NOTHING",
+        )
+        .bind(chunk.conversation.0)
+        .bind(chunk.upload.0.as_slice())
+        .bind(i64::from(chunk.index))
+        .bind(i64::from(chunk.total))
+        .bind(uploader.0)
+        .bind(chunk.bytes.as_ref())
+        .bind(now.0)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn chunk(
+        &self,
+        conversation: ConversationId,
+        upload: UploadId,
+        index: u32,
+    ) -> StoreResult<Option<Bytes>> {
+        let bytes: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT bytes FROM chunks
+             WHERE conversation_id = ?1 AND upload_id = ?2 AND idx = ?3",
+        )
+        .bind(conversation.0)
+        .bind(upload.0.as_slice())
+        .bind(i64::from(index))
+        .fetch_optional(&self.readers)
+        .await?;
+        Ok(bytes.map(Bytes::from))
     }
 }

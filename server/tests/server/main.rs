@@ -6,6 +6,7 @@ mod support;
 
 mod accounts;
 mod announce;
+mod attachments;
 mod bad_input;
 mod delivery;
 mod durability;

@@ -1,0 +1,12 @@
+-- Encrypted chunks of attachments (images): opaque to the server, fetched by the
+-- conversation's members. A resend of a chunk is stored once.
+CREATE TABLE chunks (
+    conversation_id BIGINT  NOT NULL REFERENCES conversations (id),
+    upload_id       BYTEA   NOT NULL,
+    idx             INTEGER NOT NULL,
+    total           INTEGER NOT NULL,
+    uploader_id     BIGINT  NOT NULL REFERENCES users (id),
+    bytes           BYTEA   NOT NULL,
+    created_at      BIGINT  NOT NULL,
+    PRIMARY KEY (conversation_id, upload_id, idx)
+);
