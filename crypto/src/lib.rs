@@ -20,6 +20,7 @@
 //! user's machine, never on behalf of a remote party that could time them; this is why the
 //! rsa crate's timing advisory RUSTSEC-2023-0071 does not apply (see deny.toml).
 
+pub mod attachment;
 pub mod envelope;
 mod error;
 mod identity;

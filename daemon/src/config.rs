@@ -60,6 +60,10 @@ pub struct Config {
     pub notifications: Notifications,
     /// Show a tray icon with the unread count.
     pub tray: bool,
+    /// The largest image sent or accepted, in bytes.
+    pub max_image_bytes: u64,
+    /// Where received (and sent) images and their thumbnails are kept.
+    pub images_dir: PathBuf,
     /// Size of identity keys this daemon generates.
     pub key_bits: usize,
     /// A CA certificate (PEM) to connect to servers over TLS with, and the name to check.

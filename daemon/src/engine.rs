@@ -18,6 +18,7 @@
 mod account;
 mod connection;
 mod groups;
+mod images;
 mod keys;
 mod messages;
 
@@ -201,7 +202,14 @@ fn api_message(c: &Conversation, m: &store::StoredMessage) -> Message {
         kind: m.kind,
         text: m.body.clone(),
         image_path: m.image_path.clone(),
+        thumbnail_path: thumbnail_of(m.image_path.as_deref()),
     }
+}
+
+/// The thumbnail of an image, if it was made.
+fn thumbnail_of(image: Option<&str>) -> Option<String> {
+    let thumb = crate::images::thumbnail_path(std::path::Path::new(image?));
+    thumb.exists().then(|| thumb.to_string_lossy().into_owned())
 }
 
 /// Whether retrying on another connection can help.

@@ -13,6 +13,7 @@ pub mod config;
 mod engine;
 mod error;
 mod fsutil;
+mod images;
 mod keyfile;
 pub mod notify;
 mod rpc;
@@ -30,6 +31,7 @@ use fastchat_api::FastChatApiServer;
 use tokio::sync::{Notify, mpsc, watch};
 
 pub use config::{Config, Notifications, Strategy};
+pub use images::DEFAULT_MAX_BYTES as DEFAULT_MAX_IMAGE_BYTES;
 
 /// Runs a daemon until `shutdown` completes.
 ///
@@ -37,6 +39,7 @@ pub use config::{Config, Notifications, Strategy};
 /// If the profile is locked by another daemon, or the socket or store cannot be opened.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let _lock = socket::lock_profile(&config.data_dir, &config.profile, &config.socket)?;
+    images::remove_partials(&config.images_dir);
     let db = config.data_dir.join("history.db");
     let store = store::Store::open(&db)
         .await

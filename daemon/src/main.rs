@@ -39,6 +39,12 @@ struct Args {
     /// Show a tray icon with the unread count (StatusNotifierItem over D-Bus).
     #[arg(long)]
     tray: bool,
+    /// The largest image to send or accept, in bytes.
+    #[arg(long, default_value_t = fastchat_daemon::DEFAULT_MAX_IMAGE_BYTES)]
+    max_image_bytes: u64,
+    /// Where received images and their thumbnails are kept [default: <data dir>/images].
+    #[arg(long)]
+    images_dir: Option<PathBuf>,
     /// Connect to servers over TLS, trusting this CA certificate (PEM).
     #[arg(long)]
     tls_ca: Option<PathBuf>,
@@ -81,13 +87,16 @@ fn config(args: Args) -> anyhow::Result<Config> {
         strategy != Strategy::Balancer || balancer.is_some(),
         "--strategy balancer needs --balancer"
     );
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| fastchat_api::paths::data_dir(&args.profile));
     Ok(Config {
         socket: args
             .socket
             .unwrap_or_else(|| fastchat_api::paths::socket_path(&args.profile)),
-        data_dir: args
-            .data_dir
-            .unwrap_or_else(|| fastchat_api::paths::data_dir(&args.profile)),
+        images_dir: args.images_dir.unwrap_or_else(|| data_dir.join("images")),
+        data_dir,
+        max_image_bytes: args.max_image_bytes,
         profile: args.profile,
         balancer,
         servers: args.servers,

@@ -152,6 +152,7 @@ mod tests {
             kind: MessageKind::Text,
             text: Some(text.into()),
             image_path: None,
+            thumbnail_path: None,
         }
     }
 

@@ -44,12 +44,8 @@ impl FastChatApiServer for Rpc {
         api(self.0.send(to, text).await)
     }
 
-    async fn send_image(&self, _to: ConversationRef, _path: String) -> RpcResult<SendReceipt> {
-        Err(ApiError::new(
-            fastchat_api::codes::INVALID_INPUT,
-            "sending images is not available in this version yet",
-        )
-        .into())
+    async fn send_image(&self, to: ConversationRef, path: String) -> RpcResult<SendReceipt> {
+        api(self.0.send_image(to, path).await)
     }
 
     async fn create_group(&self, name: String, members: Vec<String>) -> RpcResult<Group> {

@@ -102,6 +102,11 @@ pub enum Received {
     Message(StoredMessage),
     /// Kept for when the identity key is unlocked.
     Sealed(SealedMessage),
+    /// Already stored (our own message, stored when the server acknowledged it).
+    Known {
+        conversation: ConversationId,
+        seq: u64,
+    },
     /// Failed verification: never shown, counted.
     Rejected {
         conversation: ConversationId,
@@ -439,6 +444,9 @@ impl Store {
                     .await?;
                     advance(&mut tx, m.conversation, m.seq).await?;
                 }
+                Received::Known { conversation, seq } => {
+                    advance(&mut tx, *conversation, *seq).await?;
+                }
                 Received::Rejected {
                     conversation,
                     seq,
@@ -461,6 +469,17 @@ impl Store {
         }
         tx.commit().await?;
         Ok(new)
+    }
+
+    pub async fn has_message(&self, conversation: ConversationId, seq: u64) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE conversation = ?1 AND seq = ?2",
+        )
+        .bind(conversation.0)
+        .bind(i64_of(seq))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
     }
 
     pub async fn sealed(&self) -> Result<Vec<SealedMessage>> {

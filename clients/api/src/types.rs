@@ -118,6 +118,10 @@ pub struct Message {
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_path: Option<String>,
+    /// A small PNG of the image (at most 256 pixels a side) for lists and previews
+    /// (extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_path: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +177,7 @@ mod tests {
             kind: MessageKind::Text,
             text: Some("hi".into()),
             image_path: None,
+            thumbnail_path: None,
         };
         let json = serde_json::to_value(&m).expect("json");
         assert_eq!(json["sentAt"], "2023-11-14T22:13:20.123Z");

@@ -259,6 +259,7 @@ mod tests {
             kind,
             text: text.map(Into::into),
             image_path: image_path.map(Into::into),
+            thumbnail_path: None,
         }
     }
 

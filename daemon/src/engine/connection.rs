@@ -3,7 +3,17 @@
 
 use std::collections::hash_map::Entry;
 
+use fastchat_crypto::attachment::Manifest;
+
 use super::*;
+
+/// What a verified envelope held.
+#[derive(Debug)]
+pub(super) struct Opened {
+    kind: MessageKind,
+    body: Option<String>,
+    image_path: Option<String>,
+}
 
 impl Engine {
     /// Keeps a server connection (and the session on it) up until `shutdown` fires.
@@ -215,6 +225,7 @@ impl Engine {
     ) -> Result<(), LinkError> {
         let store = &self.0.store;
         let identity = self.0.session.lock().await.identity.clone();
+        let me = self.me().await;
         let mut conversations: HashMap<ConversationId, Conversation> = HashMap::new();
         let mut outcomes = Vec::new();
         for m in messages {
@@ -244,6 +255,19 @@ impl Engine {
                 continue;
             }
             conv.received = seq;
+            if me.as_deref() == Some(m.sender.as_str())
+                && store
+                    .has_message(m.conversation, seq)
+                    .await
+                    .map_err(local)?
+            {
+                // Our own message, stored when the server acknowledged it.
+                outcomes.push(store::Received::Known {
+                    conversation: m.conversation,
+                    seq,
+                });
+                continue;
+            }
             let Some(identity) = &identity else {
                 outcomes.push(store::Received::Sealed(SealedMessage {
                     conversation: m.conversation,
@@ -257,15 +281,15 @@ impl Engine {
             };
             let conv = conv.clone();
             outcomes.push(match self.open_envelope(link, &conv, identity, &m).await? {
-                Ok((kind, body)) => store::Received::Message(store::StoredMessage {
+                Ok(opened) => store::Received::Message(store::StoredMessage {
                     conversation: m.conversation,
                     seq,
                     sender: m.sender,
                     client_msg_id: m.client_msg_id,
                     sent_at_ms: m.sent_at.0,
-                    kind,
-                    body,
-                    image_path: None,
+                    kind: opened.kind,
+                    body: opened.body,
+                    image_path: opened.image_path,
                 }),
                 Err(reason) => {
                     tracing::warn!(
@@ -289,7 +313,6 @@ impl Engine {
             store::Received::Message(m) => Some(m),
             _ => None,
         });
-        let me = self.me().await;
         let focus = self.0.focus.lock().map(|f| f.clone()).unwrap_or(None);
         for (m, _) in stored.zip(new).filter(|(_, new)| *new) {
             let Some(conv) = conversations.get(&m.conversation) else {
@@ -318,7 +341,7 @@ impl Engine {
         conv: &Conversation,
         identity: &Identity,
         m: &proto::StoredMessage,
-    ) -> Result<Result<(MessageKind, Option<String>), String>, LinkError> {
+    ) -> Result<Result<Opened, String>, LinkError> {
         let envelope = match Envelope::decode(&m.envelope) {
             Ok(e) => e,
             Err(e) => return Ok(Err(e.to_string())),
@@ -347,11 +370,30 @@ impl Engine {
         };
         Ok(match envelope.header.kind {
             Kind::Text => match String::from_utf8(content) {
-                Ok(text) => Ok((MessageKind::Text, Some(text))),
+                Ok(text) => Ok(Opened {
+                    kind: MessageKind::Text,
+                    body: Some(text),
+                    image_path: None,
+                }),
                 Err(_) => Err("text that is not UTF-8".to_owned()),
             },
-            // Images are stored by the images work (#7); until then they are listed.
-            Kind::Image { file_name, .. } => Ok((MessageKind::Image, Some(file_name))),
+            Kind::Image { file_name, .. } => {
+                let manifest = match Manifest::decode(&content) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(e.to_string())),
+                };
+                match self
+                    .download(link, m.conversation, &key, &manifest, &file_name)
+                    .await?
+                {
+                    Ok(path) => Ok(Opened {
+                        kind: MessageKind::Image,
+                        body: Some(file_name),
+                        image_path: Some(path.to_string_lossy().into_owned()),
+                    }),
+                    Err(reason) => Err(reason),
+                }
+            }
         })
     }
 

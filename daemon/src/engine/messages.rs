@@ -74,23 +74,32 @@ impl Engine {
                 sealed.len()
             )));
         }
+        self.queue_and_wait(Outgoing {
+            client_msg_id: id,
+            conversation: conv.id,
+            envelope: sealed,
+            kind: MessageKind::Text,
+            body: Some(text),
+            image_path: None,
+        })
+        .await
+    }
+
+    /// Puts a sealed message in the outbox and waits (a while) for a server to store it.
+    pub(super) async fn queue_and_wait(&self, outgoing: Outgoing) -> ApiResult<SendReceipt> {
+        let id = outgoing.client_msg_id;
         let (tx, rx) = oneshot::channel();
         self.0
             .acks
             .lock()
             .map_err(ApiError::internal)?
             .insert(id, tx);
-        self.0
-            .store
-            .queue(&Outgoing {
-                client_msg_id: id,
-                conversation: conv.id,
-                envelope: sealed,
-                kind: MessageKind::Text,
-                body: Some(text),
-                image_path: None,
-            })
-            .await?;
+        if let Err(e) = self.0.store.queue(&outgoing).await {
+            if let Ok(mut acks) = self.0.acks.lock() {
+                acks.remove(&id);
+            }
+            return Err(e.into());
+        }
         self.0.outbox_wake.notify_one();
         match tokio::time::timeout(ACK_PATIENCE, rx).await {
             Ok(Ok(result)) => result,
@@ -247,6 +256,7 @@ impl Engine {
                     kind: o.kind,
                     text: o.body.clone(),
                     image_path: o.image_path.clone(),
+                    thumbnail_path: thumbnail_of(o.image_path.as_deref()),
                 });
             }
             if let Some(w) = self.ack_waiter(o.client_msg_id) {

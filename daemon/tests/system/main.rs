@@ -5,6 +5,7 @@
 mod chat;
 mod daemon;
 mod failover;
+mod images;
 mod keys;
 mod notifications;
 mod outbox;
