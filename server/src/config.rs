@@ -24,6 +24,9 @@ pub struct Config {
     pub max_inflight_sends: usize,
     /// The largest envelope accepted in one send.
     pub max_envelope: usize,
+    /// The largest attachment (image) accepted, in plaintext bytes: uploads of more chunks
+    /// than that needs are refused.
+    pub max_attachment: u64,
     /// How many messages at most are committed in one transaction.
     pub max_batch: usize,
     /// Pushes queued for one connection before it is marked lagging (it then catches up
@@ -47,6 +50,7 @@ impl Default for Config {
             frame_timeout: Duration::from_secs(30),
             max_inflight_sends: 256,
             max_envelope: MAX_ENVELOPE_LEN,
+            max_attachment: 25 * 1024 * 1024,
             max_batch: 256,
             push_queue: 256,
             session_ttl: Duration::from_secs(30 * 24 * 3600),

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use fastchat_proto::frame::FrameError;
 use fastchat_proto::{
-    Ack, Chunk, ClientFrame, ConversationId, Conversations, Done, EpochKeys, ErrorBody, ErrorCode,
-    FetchChunk, FetchKey, MAX_CHUNK_LEN, MAX_CHUNKS, MAX_PUBLIC_KEY_LEN, PROTOCOL_VERSION, Pong,
-    Push, Request, RequestId, Response, SendMessage, Seq, ServerFrame, Session, SessionToken,
-    StoredMessage, SyncBatch, SyncMessages, Timestamp, UploadChunk, UserKey, Welcome, validate,
+    Ack, CHUNK_PLAINTEXT, Chunk, ClientFrame, ConversationId, Conversations, Done, EpochKeys,
+    ErrorBody, ErrorCode, FetchChunk, FetchKey, MAX_CHUNK_LEN, MAX_CHUNKS, MAX_PUBLIC_KEY_LEN,
+    PROTOCOL_VERSION, Pong, Push, Request, RequestId, Response, SendMessage, Seq, ServerFrame,
+    Session, SessionToken, StoredMessage, SyncBatch, SyncMessages, Timestamp, UploadChunk, UserKey,
+    Welcome, validate,
 };
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -591,6 +592,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Handler<S> {
                     "chunk {} of {} (an upload has 1 to {MAX_CHUNKS} chunks)",
                     r.index, r.total
                 ),
+            ));
+        }
+        let max = self.shared.config.max_attachment;
+        if u64::from(r.total) > max.div_ceil(CHUNK_PLAINTEXT as u64) {
+            return Err(ErrorBody::new(
+                ErrorCode::TooLarge,
+                format!("attachments on this server may have at most {max} bytes"),
             ));
         }
         let user = self.require_member(r.conversation).await?;

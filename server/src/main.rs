@@ -55,6 +55,9 @@ struct Args {
     /// Connections beyond this are refused with a TooManyConnections error.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_connections: usize,
+    /// The largest image (attachment) accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 25 * 1024 * 1024)]
+    max_image_bytes: u64,
 }
 
 fn main() -> ExitCode {
@@ -80,6 +83,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let config = Config {
         server_id: args.id.clone(),
         max_connections: args.max_connections,
+        max_attachment: args.max_image_bytes,
         ..Config::default()
     };
     let announcing = args.balancer.map(|balancer| {

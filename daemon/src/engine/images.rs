@@ -93,9 +93,14 @@ impl Engine {
         let mut buf = vec![0u8; CHUNK_PLAINTEXT];
         let mut read = 0u64;
         let interrupted = |e: LinkError| {
-            ApiError::unavailable(format!(
-                "the upload was interrupted ({e}); nothing was sent: send the image again"
-            ))
+            if transient(&e) {
+                ApiError::unavailable(format!(
+                    "the upload was interrupted ({e}); nothing was sent: send the image again"
+                ))
+            } else {
+                // Refused for good (too large for this server, not a member, ...).
+                ApiError::from(e)
+            }
         };
         let result: ApiResult<()> = async {
             for index in 0..total {

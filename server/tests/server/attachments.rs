@@ -98,7 +98,29 @@ async fn chunks_are_bounded() {
     alice.link.request(big).await.expect("a good chunk");
 }
 
+async fn the_server_caps_the_size_of_an_attachment() {
+    let fx = Fixture::with_config(fastchat_server::Config {
+        max_attachment: 300 * 1024,
+        ..fastchat_server::Config::default()
+    })
+    .await;
+    let alice = fx.signup("alice").await;
+    let group = alice.create_group("team", &[]).await;
+    let chunk = |total| UploadChunk {
+        conversation: group.id,
+        upload: UploadId([2; 16]),
+        index: 0,
+        total,
+        bytes: Bytes::from_static(b"x"),
+    };
+    // 300 KiB fit in two 256 KiB chunks, not three.
+    alice.link.request(chunk(2)).await.expect("two chunks");
+    let err = alice.link.request(chunk(3)).await.expect_err("three");
+    assert_eq!(code(&err), ErrorCode::TooLarge);
+}
+
 on_both_backends!(
     members_store_and_fetch_chunks_and_others_cannot,
     chunks_are_bounded,
+    the_server_caps_the_size_of_an_attachment,
 );
