@@ -24,11 +24,16 @@ const PREVIEW_CHARS: usize = 120;
 pub struct Note {
     pub summary: String,
     pub body: String,
+    /// An image's thumbnail, shown in the notification (previews only).
+    pub image: Option<String>,
 }
 
 fn preview(m: &Message) -> String {
     match m.kind {
-        MessageKind::Image => "sent an image".to_owned(),
+        MessageKind::Image => match &m.text {
+            Some(name) => format!("sent an image: {name}"),
+            None => "sent an image".to_owned(),
+        },
         MessageKind::Text => {
             let text = m.text.as_deref().unwrap_or_default();
             let mut p: String = text.chars().take(PREVIEW_CHARS).collect();
@@ -56,6 +61,10 @@ pub fn render(batch: &[Message], mode: Notifications) -> Note {
             } else {
                 "New message".to_owned()
             },
+            image: m
+                .thumbnail_path
+                .clone()
+                .filter(|_| mode == Notifications::Preview),
         },
         many => {
             let mut where_from: Vec<String> = Vec::new();
@@ -78,6 +87,7 @@ pub fn render(batch: &[Message], mode: Notifications) -> Note {
             Note {
                 summary: format!("{} new messages", many.len()),
                 body,
+                image: None,
             }
         }
     }
@@ -119,6 +129,9 @@ async fn show(note: Note) {
         .summary(&note.summary)
         .body(&note.body)
         .icon("mail-message-new");
+    if let Some(image) = &note.image {
+        n.image_path(image);
+    }
     #[cfg(all(unix, not(target_os = "macos")))]
     let shown = n.show_async().await.map(drop);
     #[cfg(not(all(unix, not(target_os = "macos"))))]
@@ -181,6 +194,21 @@ mod tests {
         let note = render(&batch, Notifications::Preview);
         assert_eq!(note.summary, "100 new messages");
         assert_eq!(note.body, "From alice in #team, carol in #team");
+    }
+
+    #[test]
+    fn an_image_shows_its_name_and_thumbnail_unless_content_is_hidden() {
+        let mut m = msg("alice", ConversationRef::User("alice".into()), "cat.png");
+        m.kind = MessageKind::Image;
+        m.thumbnail_path = Some("/data/images/x-cat.png.thumb.png".into());
+        let note = render(std::slice::from_ref(&m), Notifications::Preview);
+        assert_eq!(note.body, "sent an image: cat.png");
+        assert_eq!(
+            note.image.as_deref(),
+            Some("/data/images/x-cat.png.thumb.png")
+        );
+        let hidden = render(&[m], Notifications::Private);
+        assert_eq!((hidden.body.as_str(), hidden.image), ("New message", None));
     }
 
     #[test]
