@@ -50,13 +50,18 @@ impl Timestamp {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ClientMsgId(pub [u8; 16]);
 
+/// `Name(hex)`, for ids that are random bytes.
+fn hex_debug(f: &mut fmt::Formatter<'_>, name: &str, bytes: &[u8]) -> fmt::Result {
+    write!(f, "{name}(")?;
+    for b in bytes {
+        write!(f, "{b:02x}")?;
+    }
+    write!(f, ")")
+}
+
 impl fmt::Debug for ClientMsgId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ClientMsgId(")?;
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        write!(f, ")")
+        hex_debug(f, "ClientMsgId", &self.0)
     }
 }
 
@@ -66,11 +71,7 @@ pub struct UploadId(pub [u8; 16]);
 
 impl fmt::Debug for UploadId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UploadId(")?;
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        write!(f, ")")
+        hex_debug(f, "UploadId", &self.0)
     }
 }
 

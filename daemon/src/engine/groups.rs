@@ -190,4 +190,25 @@ impl Engine {
             Err(e) => Err(e),
         }
     }
+
+    /// The conversation to send to and the key of its current epoch.
+    pub(super) async fn target_and_key(
+        &self,
+        link: &Link,
+        me: &str,
+        identity: &Identity,
+        to: &ConversationRef,
+    ) -> ApiResult<(Conversation, Arc<ConversationKey>)> {
+        let conv = self.target(link, me, identity, to).await?;
+        match self.epoch_key(link, &conv, identity, conv.epoch).await? {
+            Some(key) => Ok((conv, key)),
+            None => Err(ApiError::new(
+                codes::FORBIDDEN,
+                format!(
+                    "no verified key for the current epoch of {}",
+                    conv.reference()
+                ),
+            )),
+        }
+    }
 }

@@ -67,16 +67,7 @@ impl Engine {
             .ok_or_else(|| ApiError::invalid("the image is too large to send in chunks"))?;
 
         let link = self.connection(true).await?.link;
-        let conv = self.target(&link, &me, &identity, &to).await?;
-        let Some(key) = self.epoch_key(&link, &conv, &identity, conv.epoch).await? else {
-            return Err(ApiError::new(
-                codes::FORBIDDEN,
-                format!(
-                    "no verified key for the current epoch of {}",
-                    conv.reference()
-                ),
-            ));
-        };
+        let (conv, key) = self.target_and_key(&link, &me, &identity, &to).await?;
 
         let upload = UploadId(random_id()?.0);
         // The sender keeps its own copy too, so its history shows the image as sent.

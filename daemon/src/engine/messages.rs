@@ -39,16 +39,7 @@ impl Engine {
             }
             _ => {
                 let link = self.connection(true).await?.link;
-                let conv = self.target(&link, &me, &identity, &to).await?;
-                let Some(key) = self.epoch_key(&link, &conv, &identity, conv.epoch).await? else {
-                    return Err(ApiError::new(
-                        codes::FORBIDDEN,
-                        format!(
-                            "no verified key for the current epoch of {}",
-                            conv.reference()
-                        ),
-                    ));
-                };
+                let (conv, key) = self.target_and_key(&link, &me, &identity, &to).await?;
                 let max = usize::try_from(link.welcome().max_envelope).unwrap_or(usize::MAX);
                 (conv, key, max)
             }
