@@ -27,6 +27,8 @@ pub struct Config {
     /// The largest attachment (image) accepted, in plaintext bytes: uploads of more chunks
     /// than that needs are refused.
     pub max_attachment: u64,
+    /// An upload that saw no chunk for this long and is still incomplete is deleted.
+    pub upload_ttl: Duration,
     /// How many messages at most are committed in one transaction.
     pub max_batch: usize,
     /// Pushes queued for one connection before it is marked lagging (it then catches up
@@ -51,6 +53,7 @@ impl Default for Config {
             max_inflight_sends: 256,
             max_envelope: MAX_ENVELOPE_LEN,
             max_attachment: 25 * 1024 * 1024,
+            upload_ttl: Duration::from_secs(24 * 3600),
             max_batch: 256,
             push_queue: 256,
             session_ttl: Duration::from_secs(30 * 24 * 3600),

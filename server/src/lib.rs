@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use fastchat_proto::{ErrorBody, ErrorCode, ServerFrame, frame};
+use fastchat_proto::{ErrorBody, ErrorCode, ServerFrame, Timestamp, frame};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
@@ -74,6 +74,11 @@ pub async fn run(
     });
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (shutdown_complete_tx, mut shutdown_complete_rx) = mpsc::channel::<()>(1);
+    let janitor_task = tokio::spawn(janitor(
+        Arc::clone(&shared.store),
+        shared.config.upload_ttl,
+        notify_shutdown.subscribe(),
+    ));
     let relay_task = shared.store.changes().map(|changes| {
         tokio::spawn(relay(
             changes,
@@ -108,12 +113,32 @@ pub async fn run(
     if let Some(task) = relay_task {
         let _ = task.await;
     }
+    let _ = janitor_task.await;
     // The last `Delivery` handle goes with `shared`; the service commits what is queued and ends.
     drop(shared);
     if let Err(e) = delivery_task.await {
         tracing::error!(error = %e, "delivery service panicked");
     }
     result
+}
+
+/// Deletes abandoned uploads (interrupted image transfers) once an hour, or as often as the
+/// TTL if that is shorter. Servers sharing a database may all do it: the delete is idempotent.
+async fn janitor(store: Arc<dyn Store>, ttl: Duration, mut shutdown: broadcast::Receiver<()>) {
+    let every = ttl.min(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = shutdown.recv() => return,
+        }
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let before = Timestamp(Timestamp::now().0.saturating_sub(ttl_ms));
+        match store.purge_uploads(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(chunks = n, "deleted abandoned uploads"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete abandoned uploads"),
+        }
+    }
 }
 
 /// Turns other servers' changes (from a shared database) into events for our connections.

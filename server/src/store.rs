@@ -308,6 +308,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: Timestamp,
     ) -> StoreResult<()>;
 
+    /// Deletes the chunks of uploads that never completed and saw no chunk since `before`;
+    /// how many chunks went.
+    async fn purge_uploads(&self, before: Timestamp) -> StoreResult<u64>;
+
     /// A stored chunk, if there is one.
     async fn chunk(
         &self,

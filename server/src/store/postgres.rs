@@ -910,6 +910,19 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn purge_uploads(&self, before: Timestamp) -> StoreResult<u64> {
+        let purged = sqlx::query(
+            "DELETE FROM chunks WHERE (conversation_id, upload_id) IN (
+                 SELECT conversation_id, upload_id FROM chunks
+                 GROUP BY conversation_id, upload_id
+                 HAVING COUNT(*) < MAX(total) AND MAX(created_at) < $1)",
+        )
+        .bind(before.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(purged.rows_affected())
+    }
+
     async fn chunk(
         &self,
         conversation: ConversationId,

@@ -119,7 +119,46 @@ async fn the_server_caps_the_size_of_an_attachment() {
     assert_eq!(code(&err), ErrorCode::TooLarge);
 }
 
+async fn abandoned_uploads_are_purged_and_complete_ones_kept() {
+    let fx = Fixture::start().await;
+    let alice = fx.signup("alice").await;
+    let group = alice.create_group("team", &[]).await;
+    let chunk = |upload: u8, index: u32| UploadChunk {
+        conversation: group.id,
+        upload: UploadId([upload; 16]),
+        index,
+        total: 2,
+        bytes: Bytes::from_static(b"sealed"),
+    };
+    // Upload 1 is complete; upload 2 stopped after its first chunk.
+    for c in [chunk(1, 0), chunk(1, 1), chunk(2, 0)] {
+        alice.link.request(c).await.expect("stored");
+    }
+    let store = &fx.server.store;
+    let fresh = fastchat_proto::Timestamp(fastchat_proto::Timestamp::now().0 - 60_000);
+    assert_eq!(
+        store.purge_uploads(fresh).await.expect("purge"),
+        0,
+        "too recent"
+    );
+    let later = fastchat_proto::Timestamp(fastchat_proto::Timestamp::now().0 + 60_000);
+    assert_eq!(store.purge_uploads(later).await.expect("purge"), 1);
+    let fetch = |upload: u8, index| FetchChunk {
+        conversation: group.id,
+        upload: UploadId([upload; 16]),
+        index,
+    };
+    alice
+        .link
+        .request(fetch(1, 1))
+        .await
+        .expect("the complete upload stays");
+    let err = alice.link.request(fetch(2, 0)).await.expect_err("purged");
+    assert_eq!(code(&err), ErrorCode::UnknownChunk);
+}
+
 on_both_backends!(
+    abandoned_uploads_are_purged_and_complete_ones_kept,
     members_store_and_fetch_chunks_and_others_cannot,
     chunks_are_bounded,
     the_server_caps_the_size_of_an_attachment,
