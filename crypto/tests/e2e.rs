@@ -416,31 +416,28 @@ fn membership_changes_need_an_admins_signature() {
     assert_eq!(chain.current(), Some(&real));
 }
 
+/// `chain.accept` of `st` as signed by `by`.
+fn accept(chain: &mut Chain, st: &Statement, by: &Identity) -> Result<(), CryptoError> {
+    chain.accept(st.clone(), &st.sign(by).expect("sign"), by.public())
+}
+
+/// `chain.accept_after_gap` of `st` as signed by `by`.
+fn accept_after_gap(chain: &mut Chain, st: &Statement, by: &Identity) -> Result<(), CryptoError> {
+    chain.accept_after_gap(st.clone(), &st.sign(by).expect("sign"), by.public())
+}
+
 #[test]
 fn a_first_epoch_signed_before_the_id_was_assigned_is_followed_by_the_real_id_only() {
+    let mut chain = Chain::default();
     let mut first = statement(1, &[("alice", true), ("bob", false)], "alice");
     first.conversation = membership::UNASSIGNED;
-    let proof = first.sign(alice()).expect("sign");
-    let mut chain = Chain::default();
-    chain
-        .accept(first.clone(), &proof, alice().public())
-        .expect("epoch 1 before the id");
+    accept(&mut chain, &first, alice()).expect("epoch 1 before the id");
     let second = statement(2, &[("alice", true)], "alice");
-    chain
-        .accept(
-            second.clone(),
-            &second.sign(alice()).expect("sign"),
-            alice().public(),
-        )
-        .expect("epoch 2 names the id");
+    accept(&mut chain, &second, alice()).expect("epoch 2 names the id");
     // From then on the id is fixed.
     let mut moved = statement(3, &[("alice", true)], "alice");
     moved.conversation = ConversationId(99);
-    let err = chain.accept(
-        moved.clone(),
-        &moved.sign(alice()).expect("sign"),
-        alice().public(),
-    );
+    let err = accept(&mut chain, &moved, alice());
     assert!(matches!(err, Err(CryptoError::Membership(_))), "{err:?}");
 }
 
@@ -448,20 +445,10 @@ fn a_first_epoch_signed_before_the_id_was_assigned_is_followed_by_the_real_id_on
 fn after_a_gap_only_a_known_admin_may_continue_the_chain() {
     let mut chain = Chain::default();
     let first = statement(1, &[("alice", true), ("bob", false)], "alice");
-    chain
-        .accept(
-            first.clone(),
-            &first.sign(alice()).expect("sign"),
-            alice().public(),
-        )
-        .expect("epoch 1");
+    accept(&mut chain, &first, alice()).expect("epoch 1");
     // Bob was away for epochs 2-4. The server's own account claims epoch 5.
     let fake = statement(5, &[("mallory", true), ("bob", false)], "mallory");
-    let err = chain.accept_after_gap(
-        fake.clone(),
-        &fake.sign(mallory()).expect("sign"),
-        mallory().public(),
-    );
+    let err = accept_after_gap(&mut chain, &fake, mallory());
     assert!(matches!(err, Err(CryptoError::Membership(_))), "{err:?}");
     // Going back is refused too.
     let old = statement(
@@ -469,24 +456,10 @@ fn after_a_gap_only_a_known_admin_may_continue_the_chain() {
         &[("alice", true), ("bob", false), ("carol", false)],
         "alice",
     );
-    assert!(
-        chain
-            .accept_after_gap(
-                old.clone(),
-                &old.sign(alice()).expect("sign"),
-                alice().public()
-            )
-            .is_err()
-    );
+    assert!(accept_after_gap(&mut chain, &old, alice()).is_err());
     // Alice, an admin when bob last looked, may.
     let real = statement(5, &[("alice", true), ("bob", false)], "alice");
-    chain
-        .accept_after_gap(
-            real.clone(),
-            &real.sign(alice()).expect("sign"),
-            alice().public(),
-        )
-        .expect("epoch 5 by alice");
+    accept_after_gap(&mut chain, &real, alice()).expect("epoch 5 by alice");
     assert_eq!(chain.current(), Some(&real));
 }
 
