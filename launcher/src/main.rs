@@ -1,23 +1,14 @@
 //! `fastchat`: `fastchat up` runs a whole local FastChat (a balancer and N chat servers) in
-//! the foreground, in this one process. See docs/interface.md.
-//!
-//! The launcher is the one crate that composes the services: it links the server and
-//! balancer libraries, so `cargo run --bin fastchat -- up` needs no other binary built.
+//! the foreground, in this one process (see the library). See docs/interface.md.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use fastchat_balancer::{Balancer, Strategy};
-use fastchat_server::announce::{Announce, CpuMetric, announce};
-use fastchat_server::store::Store;
-use fastchat_server::store::postgres::PgStore;
-use fastchat_server::store::sqlite::SqliteStore;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use fastchat_balancer::Strategy;
+use fastchat_launcher::{Deployment, Plan};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -87,15 +78,8 @@ fn main() -> ExitCode {
     fastchat_runtime::run(run(up))
 }
 
-struct RunningServer {
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    stop_announce: oneshot::Sender<()>,
-    announce: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
 async fn run(up: Up) -> anyhow::Result<()> {
-    let url = match &up.database_url {
+    let database_url = match &up.database_url {
         Some(url) => url.clone(),
         None => {
             let dir = match &up.data_dir {
@@ -107,101 +91,29 @@ async fn run(up: Up) -> anyhow::Result<()> {
             format!("sqlite://{}", dir.join("server.db").display())
         }
     };
-    let config = fastchat_balancer::Config {
+    let plan = Plan {
+        servers: up.servers,
+        database_url,
         strategy: up.strategy,
-        ..Default::default()
+        balancer_listen: up.balancer_listen,
+        host: up.host,
+        first_port: up.first_port,
     };
-    let balancer = Balancer::start(&up.balancer_listen, config)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start the balancer on {}: {e}", up.balancer_listen))?;
-    println!("balancer  {} ({})", balancer.addr, up.strategy);
-
-    let mut servers = Vec::new();
-    for i in 0..up.servers {
-        let id = format!("server-{}", i + 1);
-        let port = if up.first_port == 0 {
-            0
-        } else {
-            up.first_port + i
-        };
-        let listen = format!("{}:{port}", up.host);
-        let listener = TcpListener::bind(&listen)
-            .await
-            .with_context(|| format!("{id}: cannot listen on {listen}"))?;
-        let addr = listener.local_addr()?;
-        let store: Arc<dyn Store> = if url.starts_with("postgres") {
-            Arc::new(
-                PgStore::open(&url)
-                    .await
-                    .context("cannot open the PostgreSQL database")?,
-            )
-        } else {
-            Arc::new(
-                SqliteStore::open(&url)
-                    .await
-                    .with_context(|| format!("cannot open {url}"))?,
-            )
-        };
-        let config = fastchat_server::Config {
-            server_id: id.clone(),
-            ..Default::default()
-        };
-        let metrics = Arc::clone(&config.metrics);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(fastchat_server::run(listener, store, config, None, stopped));
-        let target = Announce {
-            balancer: balancer.addr.to_string(),
-            id: id.clone(),
-            addr: addr.to_string(),
-            interval: Duration::from_secs(1),
-            // These servers share one process, so only the host's figure means anything.
-            cpu: CpuMetric::Host,
-        };
-        let (stop_announce, announce_stopped) = oneshot::channel();
-        let announce = tokio::spawn(announce(target, metrics, announce_stopped));
+    let deployment = Deployment::start(&plan).await?;
+    println!("balancer  {} ({})", deployment.balancer.addr, plan.strategy);
+    for (id, addr) in deployment.servers() {
         println!("{id}  {addr}");
-        servers.push(RunningServer {
-            stop,
-            task,
-            stop_announce,
-            announce,
-        });
     }
-    println!("database  {}", fastchat_runtime::redact(&url));
-
-    // Ready once the balancer sees every server healthy.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let healthy = balancer.statuses().iter().filter(|s| s.healthy).count();
-        if healthy == usize::from(up.servers) {
-            break;
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "only {healthy} of {} servers became healthy",
-            up.servers
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    println!("database  {}", fastchat_runtime::redact(&plan.database_url));
+    deployment.wait_healthy(Duration::from_secs(15)).await?;
     println!(
         "ready: {} server{} behind the balancer at {}; Ctrl-C stops everything",
-        up.servers,
-        if up.servers == 1 { "" } else { "s" },
-        balancer.addr
+        plan.servers,
+        if plan.servers == 1 { "" } else { "s" },
+        deployment.balancer.addr
     );
-
     fastchat_runtime::shutdown_signal().await;
     tracing::info!("stopping");
-    for server in servers {
-        let _ = server.stop_announce.send(());
-        let _ = server.announce.await;
-        let _ = server.stop.send(());
-        match server.task.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "a server stopped with an error"),
-            Err(e) => tracing::warn!(error = %e, "a server task failed"),
-            Ok(Ok(())) => {}
-        }
-    }
-    balancer.stop().await;
+    deployment.stop().await;
     Ok(())
 }
