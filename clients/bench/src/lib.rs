@@ -1,0 +1,95 @@
+//! `fastchat-bench`: measures FastChat end to end over a matrix of server counts, client
+//! counts, message sizes and strategies. Each combination gets a fresh deployment (the
+//! launcher's balancer and servers, in this process) and simulated clients built on the
+//! real server link, sending envelopes really sealed (Fernet + RSA-PSS) before the timed
+//! phase; receivers time each message when it arrives. The results are a CSV row per
+//! combination and a Markdown report.
+
+mod report;
+mod run;
+
+pub use report::{write_csv, write_report};
+pub use run::{Combination, Load, Row, run_combination};
+
+use std::str::FromStr;
+
+use fastchat_link::policy::ClientStrategy;
+
+/// How clients choose servers: one of the balancer's strategies, or one of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Balancer(fastchat_balancer::Strategy),
+    Client(ClientStrategy),
+}
+
+impl Strategy {
+    /// All six, in the order reports list them.
+    pub const ALL: [&'static str; 6] = [
+        "round-robin",
+        "least-cpu",
+        "least-connections",
+        "p2c",
+        "client-round-robin",
+        "random",
+    ];
+
+    #[must_use]
+    pub fn name(self) -> String {
+        match self {
+            Strategy::Balancer(s) => s.to_string(),
+            Strategy::Client(ClientStrategy::ClientRoundRobin) => "client-round-robin".into(),
+            Strategy::Client(ClientStrategy::Random) => "random".into(),
+        }
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<fastchat_balancer::Strategy>()
+            .map(Strategy::Balancer)
+            .or_else(|_| s.parse::<ClientStrategy>().map(Strategy::Client))
+            .map_err(|_| format!("{s} is not a strategy ({})", Strategy::ALL.join(", ")))
+    }
+}
+
+/// Parses `1,2,4`-style lists.
+///
+/// # Errors
+/// Names the item that does not parse.
+pub fn parse_list<T: FromStr>(text: &str) -> Result<Vec<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<T>().map_err(|e| format!("{s}: {e}")))
+        .collect::<Result<Vec<T>, String>>()
+        .and_then(|v| {
+            if v.is_empty() {
+                Err("an empty list".into())
+            } else {
+                Ok(v)
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategies_and_lists_parse() {
+        let all: Vec<Strategy> = parse_list(&Strategy::ALL.join(",")).expect("all six");
+        assert_eq!(all.len(), 6);
+        assert_eq!(
+            all.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            Strategy::ALL.to_vec()
+        );
+        assert_eq!(parse_list::<u16>("1, 2,4").expect("numbers"), vec![1, 2, 4]);
+        assert!(parse_list::<u16>("1,x").is_err());
+        assert!(parse_list::<u16>("").is_err());
+        assert!("fastest".parse::<Strategy>().is_err());
+    }
+}
