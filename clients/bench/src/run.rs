@@ -91,6 +91,22 @@ fn random_id() -> anyhow::Result<ClientMsgId> {
     Ok(ClientMsgId(id))
 }
 
+/// A fresh id and the header of a text message from `client` to its group.
+fn text_header(client: &Client) -> anyhow::Result<(ClientMsgId, Header)> {
+    let id = random_id()?;
+    Ok((
+        id,
+        Header {
+            conversation: client.conversation,
+            epoch: Epoch(1),
+            sender: client.name.clone(),
+            client_msg_id: id,
+            sent_at: Timestamp::now(),
+            kind: Kind::Text,
+        },
+    ))
+}
+
 /// Runs one combination on a deployment of its own.
 ///
 /// # Errors
@@ -227,15 +243,7 @@ async fn drive(
     for client in &clients {
         let mut out = Vec::new();
         for _ in 0..per_client {
-            let id = random_id()?;
-            let header = Header {
-                conversation: client.conversation,
-                epoch: Epoch(1),
-                sender: client.name.clone(),
-                client_msg_id: id,
-                sent_at: Timestamp::now(),
-                kind: Kind::Text,
-            };
+            let (id, header) = text_header(client)?;
             out.push((
                 id,
                 Bytes::from(envelope::seal(identity, &key, header, content.as_bytes())?),
@@ -383,15 +391,7 @@ fn open_cost(
         .iter()
         .take(10)
         .map(|client| {
-            let id = random_id()?;
-            let header = Header {
-                conversation: client.conversation,
-                epoch: Epoch(1),
-                sender: client.name.clone(),
-                client_msg_id: id,
-                sent_at: Timestamp::now(),
-                kind: Kind::Text,
-            };
+            let (id, header) = text_header(client)?;
             Ok((
                 id,
                 envelope::seal(identity, key, header, content.as_bytes())?,
