@@ -113,8 +113,9 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct Engine(Arc<Inner>);
 
-fn hex(id: &ClientMsgId) -> String {
-    id.0.iter().map(|b| format!("{b:02x}")).collect()
+/// Random ids (message, upload) as the hex text front ends and file names use.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn timestamp(ms: i64) -> jiff::Timestamp {
@@ -194,7 +195,7 @@ fn group_of(c: &Conversation) -> Group {
 
 fn api_message(c: &Conversation, m: &store::StoredMessage) -> Message {
     Message {
-        id: hex(&m.client_msg_id),
+        id: hex(&m.client_msg_id.0),
         seq: m.seq,
         conversation: c.reference(),
         sender: m.sender.clone(),
@@ -210,15 +211,6 @@ fn api_message(c: &Conversation, m: &store::StoredMessage) -> Message {
 fn thumbnail_of(image: Option<&str>) -> Option<String> {
     let thumb = crate::images::thumbnail_path(std::path::Path::new(image?));
     thumb.exists().then(|| thumb.to_string_lossy().into_owned())
-}
-
-/// Whether retrying on another connection can help.
-fn transient(e: &LinkError) -> bool {
-    match e {
-        LinkError::Server(body) => body.code.is_retryable(),
-        LinkError::Protocol(_) | LinkError::Tls(_) => false,
-        _ => true,
-    }
 }
 
 impl Engine {

@@ -64,6 +64,20 @@ impl LinkError {
             _ => None,
         }
     }
+
+    /// Whether trying again (perhaps on another server) can help: a lost or refused
+    /// connection, a timeout, or a server error the server marks retryable.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LinkError::Server(body) => body.code.is_retryable(),
+            LinkError::Closed
+            | LinkError::Timeout(_)
+            | LinkError::Fatal(_)
+            | LinkError::Connect { .. } => true,
+            LinkError::Protocol(_) | LinkError::Tls(_) => false,
+        }
+    }
 }
 
 /// How to reach a server.

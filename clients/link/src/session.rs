@@ -24,18 +24,6 @@ pub struct ResilientSession {
     reconnects: u32,
 }
 
-/// Whether trying again (perhaps elsewhere) can help.
-fn transient(e: &LinkError) -> bool {
-    match e {
-        LinkError::Server(body) => body.code.is_retryable(),
-        LinkError::Closed
-        | LinkError::Timeout(_)
-        | LinkError::Fatal(_)
-        | LinkError::Connect { .. } => true,
-        LinkError::Protocol(_) | LinkError::Tls(_) => false,
-    }
-}
-
 impl ResilientSession {
     /// Connects through `dialer` and resumes the session of `token`.
     ///
@@ -75,7 +63,7 @@ impl ResilientSession {
                 .await
             {
                 Ok(_) => return Ok((server, link, pushes)),
-                Err(e) if transient(&e) && Instant::now() < give_up => failed = Some(server),
+                Err(e) if e.is_transient() && Instant::now() < give_up => failed = Some(server),
                 Err(e) => return Err(e),
             }
         }
@@ -132,7 +120,7 @@ impl ResilientSession {
         loop {
             let error = match self.link.request(message.clone()).await {
                 Ok(sent) => return Ok(sent),
-                Err(e) if !transient(&e) => return Err(e),
+                Err(e) if !e.is_transient() => return Err(e),
                 Err(e) => e,
             };
             if Instant::now() >= give_up {

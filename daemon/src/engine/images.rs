@@ -20,10 +20,6 @@ use crate::images;
 /// queued behind them waits for about a megabyte at most.
 const UPLOAD_WINDOW: usize = 4;
 
-fn hex16(bytes: &[u8; 16]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Reads until `buf` is full or the file ends; the count read.
 async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
@@ -73,7 +69,7 @@ impl Engine {
         // The sender keeps its own copy too, so its history shows the image as sent.
         let dir = &self.0.config.images_dir;
         crate::fsutil::create_private_dir(dir).map_err(ApiError::internal)?;
-        let own = dir.join(format!("{}-{file_name}", hex16(&upload.0)));
+        let own = dir.join(format!("{}-{file_name}", hex(&upload.0)));
         let partial = own.with_extension("part");
         let mut copy = tokio::fs::File::create(&partial)
             .await
@@ -84,7 +80,7 @@ impl Engine {
         let mut buf = vec![0u8; CHUNK_PLAINTEXT];
         let mut read = 0u64;
         let interrupted = |e: LinkError| {
-            if transient(&e) {
+            if e.is_transient() {
                 ApiError::unavailable(format!(
                     "the upload was interrupted ({e}); nothing was sent: send the image again"
                 ))
@@ -206,7 +202,7 @@ impl Engine {
         }
         let path = dir.join(format!(
             "{}-{}",
-            hex16(&manifest.upload),
+            hex(&manifest.upload),
             images::sanitize(file_name)
         ));
         if path.exists() {
@@ -262,7 +258,7 @@ impl Engine {
                 .await
             {
                 Ok(c) => c.bytes,
-                Err(e) if transient(&e) => return Err(e),
+                Err(e) if e.is_transient() => return Err(e),
                 Err(e) => return Ok(Err(format!("chunk {index} of the image: {e}"))),
             };
             if let Err(e) = manifest.check_chunk(index, &chunk) {

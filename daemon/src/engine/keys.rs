@@ -20,7 +20,7 @@ impl Engine {
             .await
         {
             Ok(k) => k,
-            Err(e) if transient(&e) => return Err(e),
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => return Ok(Err(e.into())),
         };
         let key = match PublicIdentity::from_der(&presented.public_key) {
@@ -91,7 +91,7 @@ impl Engine {
             .await;
         let mut keys = match fetched {
             Ok(k) => k.keys,
-            Err(e) if transient(&e) => return Err(e),
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
                 tracing::warn!(conversation = %conv.reference(), error = %e, "cannot fetch epoch keys");
                 return Ok(None);

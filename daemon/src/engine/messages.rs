@@ -183,7 +183,7 @@ impl Engine {
                     Ok(sent) => acked.push((o, sent)),
                     // Stays queued; later answers of the batch are still recorded, since
                     // the server has stored those messages already.
-                    Err(e) if transient(&e) => retry = retry.or(Some(e)),
+                    Err(e) if e.is_transient() => retry = retry.or(Some(e)),
                     Err(e) => {
                         tracing::warn!(error = %e, "the server refused a queued message; dropped");
                         self.0
@@ -227,7 +227,7 @@ impl Engine {
         self.publish_unread().await.map_err(local)?;
         for (o, sent) in acked {
             let receipt = SendReceipt {
-                id: hex(&o.client_msg_id),
+                id: hex(&o.client_msg_id.0),
                 seq: seq_u(sent.seq),
                 sent_at: timestamp(sent.sent_at.0),
             };
