@@ -278,21 +278,24 @@ impl Engine {
         };
         let limit = limit.unwrap_or(50).clamp(1, 1000);
         let rows = store.history(conv.id, limit, before).await?;
-        // Reading the newest messages counts as having seen them.
+        // Reading the newest messages counts as having seen them, including one stored
+        // after `conv` was read (it is among the rows).
         if before.is_none() {
-            self.mark_read(&conv).await?;
+            let newest = rows.last().map_or(0, |m| m.seq);
+            self.mark_read(&conv, conv.received.max(newest)).await?;
         }
         Ok(rows.iter().map(|m| api_message(&conv, m)).collect())
     }
 
-    pub(super) async fn mark_read(&self, conv: &Conversation) -> ApiResult<()> {
-        if conv.received > conv.read_seq {
-            self.0.store.mark_read(conv.id, conv.received).await?;
+    /// Marks `conv` read up to `seq` (here and, when connected, on the server).
+    pub(super) async fn mark_read(&self, conv: &Conversation, seq: u64) -> ApiResult<()> {
+        if seq > conv.read_seq {
+            self.0.store.mark_read(conv.id, seq).await?;
             let connection = self.0.connection.borrow().clone();
             if let Some(c) = connection
                 && c.authenticated
             {
-                let (id, seq) = (conv.id, conv.received);
+                let id = conv.id;
                 tokio::spawn(async move {
                     let _ = c
                         .link
@@ -316,7 +319,7 @@ impl Engine {
         if let Some(c) = &conversation
             && let Some(conv) = self.0.store.find(c).await?
         {
-            self.mark_read(&conv).await?;
+            self.mark_read(&conv, conv.received).await?;
         }
         *self.0.focus.lock().map_err(ApiError::internal)? = conversation;
         Ok(())
