@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fastchat_api::{
-    Account, ConversationRef, FingerprintInfo, Group, MemberInfo, Message, MessageKind,
-    SendReceipt, ServerEntry, ServerRef, Status, Verified, codes,
+    Account, ConversationRef, ConversationSummary, FingerprintInfo, Group, MemberInfo, Message,
+    MessageKind, SendReceipt, ServerEntry, ServerRef, Status, Verified, codes,
 };
 use fastchat_crypto::envelope::{self, Arrival};
 use fastchat_crypto::membership::{self, Chain, Statement};

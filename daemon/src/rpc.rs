@@ -2,8 +2,8 @@
 //! call into the [`Engine`].
 
 use fastchat_api::{
-    Account, ConversationRef, Empty, FastChatApiServer, FingerprintInfo, Group, MemberInfo,
-    Message, SendReceipt, ServerEntry, Status, Verified,
+    Account, ConversationRef, ConversationSummary, Empty, FastChatApiServer, FingerprintInfo,
+    Group, MemberInfo, Message, SendReceipt, ServerEntry, Status, Verified,
 };
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -126,5 +126,9 @@ impl FastChatApiServer for Rpc {
 
     async fn group_members(&self, name: String) -> RpcResult<Vec<MemberInfo>> {
         api(self.0.group_members(name).await)
+    }
+
+    async fn conversations(&self) -> RpcResult<Vec<ConversationSummary>> {
+        api(self.0.conversations().await)
     }
 }

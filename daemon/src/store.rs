@@ -539,6 +539,20 @@ impl Store {
         Ok(rows)
     }
 
+    /// The newest stored message of each conversation that has one, in one query.
+    pub async fn newest_messages(&self) -> Result<Vec<StoredMessage>> {
+        sqlx::query(
+            "SELECT m.* FROM messages m
+             JOIN (SELECT conversation, MAX(seq) AS seq FROM messages GROUP BY conversation)
+                 newest ON newest.conversation = m.conversation AND newest.seq = m.seq",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(message_from)
+        .collect()
+    }
+
     // --- the outbox ---
 
     pub async fn queue(&self, o: &Outgoing) -> Result<()> {
@@ -645,4 +659,63 @@ async fn advance(
     .execute(&mut **tx)
     .await
     .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conversation(id: i64, name: &str) -> Conversation {
+        Conversation {
+            id: ConversationId(id),
+            kind: ConvKind::Group,
+            name: name.to_owned(),
+            epoch: 1,
+            members: Vec::new(),
+            last_seq: 0,
+            received: 0,
+            read_seq: 0,
+            current: true,
+        }
+    }
+
+    fn message(conversation: i64, seq: u64, body: &str) -> StoredMessage {
+        let mut id = [0u8; 16];
+        id[0] = u8::try_from(conversation).expect("small id");
+        id[1] = u8::try_from(seq).expect("small seq");
+        StoredMessage {
+            conversation: ConversationId(conversation),
+            seq,
+            sender: "alice".to_owned(),
+            client_msg_id: ClientMsgId(id),
+            sent_at_ms: i64_of(seq) * 1000,
+            kind: MessageKind::Text,
+            body: Some(body.to_owned()),
+            image_path: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_newest_message_of_each_conversation_in_one_query() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let store = Store::open(&dir.path().join("history.db"))
+            .await
+            .expect("opens");
+        for (id, name) in [(1, "a"), (2, "b"), (3, "empty")] {
+            store
+                .upsert_conversation(&conversation(id, name))
+                .await
+                .expect("conversation");
+        }
+        let received: Vec<Received> = [(1, 1, "a1"), (2, 1, "b1"), (1, 3, "a3"), (1, 2, "a2")]
+            .into_iter()
+            .map(|(c, seq, body)| Received::Message(message(c, seq, body)))
+            .collect();
+        store.receive(&received).await.expect("stored");
+
+        let mut newest = store.newest_messages().await.expect("newest");
+        newest.sort_by_key(|m| m.conversation.0);
+        assert_eq!(newest, vec![message(1, 3, "a3"), message(2, 1, "b1")]);
+        store.close().await;
+    }
 }

@@ -85,4 +85,9 @@ pub trait FastChatApi {
     /// Extension: the members of a group, with who is an admin.
     #[method(name = "groupMembers", param_kind = map)]
     async fn group_members(&self, name: String) -> RpcResult<Vec<MemberInfo>>;
+
+    /// Extension: every conversation the user is in, groups and direct ones alike, for a
+    /// sidebar: the most recently active first (by the newest stored message, then by name).
+    #[method(name = "conversations", param_kind = map)]
+    async fn conversations(&self) -> RpcResult<Vec<ConversationSummary>>;
 }

@@ -95,6 +95,26 @@ pub struct MemberInfo {
     pub admin: bool,
 }
 
+/// One conversation as `conversations` lists it (extension): a group or a direct
+/// conversation, with what a sidebar shows of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSummary {
+    pub conversation: ConversationRef,
+    /// Every member, the user included.
+    pub members: Vec<String>,
+    pub epoch: u32,
+    /// Messages not read yet.
+    pub unread: u64,
+    /// The newest sequence number the server reported for it (0 when empty).
+    pub last_seq: u64,
+    /// When the server stored the newest message kept here, if any.
+    pub last_at: Option<Timestamp>,
+    /// A preview of that message: its text on one line, cut to at most 80 characters
+    /// (ending with `…` when cut), or `[image]` for an image.
+    pub last_text: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum MessageKind {
@@ -184,5 +204,52 @@ mod tests {
         assert_eq!(json["kind"], "text");
         assert!(json.get("imagePath").is_none());
         assert_eq!(serde_json::from_value::<Message>(json).expect("back"), m);
+    }
+
+    #[test]
+    fn conversation_summaries_round_trip_in_camel_case() {
+        let busy = ConversationSummary {
+            conversation: ConversationRef::User("bob".into()),
+            members: vec!["alice".into(), "bob".into()],
+            epoch: 1,
+            unread: 2,
+            last_seq: 7,
+            last_at: Some(Timestamp::from_millisecond(1_700_000_000_123).expect("time")),
+            last_text: Some("see you".into()),
+        };
+        let json = serde_json::to_value(&busy).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "conversation": {"user": "bob"},
+                "members": ["alice", "bob"],
+                "epoch": 1,
+                "unread": 2,
+                "lastSeq": 7,
+                "lastAt": "2023-11-14T22:13:20.123Z",
+                "lastText": "see you",
+            })
+        );
+        assert_eq!(
+            serde_json::from_value::<ConversationSummary>(json).expect("back"),
+            busy
+        );
+
+        let quiet = ConversationSummary {
+            conversation: ConversationRef::Group("team".into()),
+            members: vec!["alice".into()],
+            epoch: 3,
+            unread: 0,
+            last_seq: 0,
+            last_at: None,
+            last_text: None,
+        };
+        let json = serde_json::to_value(&quiet).expect("json");
+        assert_eq!(json["lastAt"], serde_json::Value::Null);
+        assert_eq!(json["lastText"], serde_json::Value::Null);
+        assert_eq!(
+            serde_json::from_value::<ConversationSummary>(json).expect("back"),
+            quiet
+        );
     }
 }

@@ -120,6 +120,55 @@ impl Engine {
     }
 
     pub async fn list_groups(&self) -> ApiResult<Vec<Group>> {
+        Ok(self
+            .current_conversations()
+            .await?
+            .iter()
+            .filter(|c| c.kind == ConvKind::Group)
+            .map(group_of)
+            .collect())
+    }
+
+    /// Every current conversation, groups and direct ones, the most recently active first
+    /// (by the newest stored message; those without one last), then by name.
+    pub async fn conversations(&self) -> ApiResult<Vec<ConversationSummary>> {
+        let conversations = self.current_conversations().await?;
+        let mut newest: HashMap<ConversationId, store::StoredMessage> = self
+            .0
+            .store
+            .newest_messages()
+            .await?
+            .into_iter()
+            .map(|m| (m.conversation, m))
+            .collect();
+        let mut list: Vec<(String, ConversationSummary)> = conversations
+            .into_iter()
+            .map(|c| {
+                let last = newest.remove(&c.id);
+                let summary = ConversationSummary {
+                    conversation: c.reference(),
+                    members: c.members.iter().map(|m| m.username.clone()).collect(),
+                    epoch: c.epoch,
+                    unread: c.unread(),
+                    last_seq: c.last_seq,
+                    last_at: last.as_ref().map(|m| timestamp(m.sent_at_ms)),
+                    last_text: last.as_ref().map(last_text),
+                };
+                (c.name, summary)
+            })
+            .collect();
+        list.sort_by(|(a_name, a), (b_name, b)| {
+            b.last_at
+                .cmp(&a.last_at)
+                .then_with(|| a_name.cmp(b_name))
+                .then_with(|| a.conversation.cmp(&b.conversation))
+        });
+        Ok(list.into_iter().map(|(_, summary)| summary).collect())
+    }
+
+    /// The conversations the user is a member of, as the server last said (asked first
+    /// when logged in and connected; otherwise what is known here).
+    async fn current_conversations(&self) -> ApiResult<Vec<Conversation>> {
         if let Ok(c) = self.connection(true).await {
             let _ = self.refresh(&c.link).await;
         }
@@ -128,9 +177,8 @@ impl Engine {
             .store
             .conversations()
             .await?
-            .iter()
-            .filter(|c| c.kind == ConvKind::Group && c.current)
-            .map(group_of)
+            .into_iter()
+            .filter(|c| c.current)
             .collect())
     }
 
@@ -210,5 +258,61 @@ impl Engine {
                 ),
             )),
         }
+    }
+}
+
+/// How long a preview of a message's text may be, in characters.
+const PREVIEW_CHARS: usize = 80;
+
+/// A message as a sidebar previews it: its text on one line, cut on a character boundary
+/// (with `…` when cut), or `[image]`.
+fn last_text(m: &store::StoredMessage) -> String {
+    match m.kind {
+        MessageKind::Image => "[image]".to_owned(),
+        MessageKind::Text => preview(m.body.as_deref().unwrap_or_default()),
+    }
+}
+
+fn preview(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut chars = line.chars();
+    let mut p: String = chars.by_ref().take(PREVIEW_CHARS).collect();
+    if chars.next().is_some() {
+        p.push('…');
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_are_one_short_line() {
+        assert_eq!(preview("hello bob"), "hello bob");
+        assert_eq!(preview("  two\n lines\t here \n"), "two lines here");
+        assert_eq!(preview(""), "");
+        let exact = "x".repeat(PREVIEW_CHARS);
+        assert_eq!(preview(&exact), exact);
+        // Cut on a character boundary, however many bytes the characters take.
+        let long = "é".repeat(PREVIEW_CHARS + 5);
+        let cut = preview(&long);
+        assert_eq!(cut.chars().count(), PREVIEW_CHARS + 1);
+        assert!(cut.ends_with("é…"), "{cut}");
+    }
+
+    #[test]
+    fn images_preview_as_a_placeholder() {
+        let m = store::StoredMessage {
+            conversation: ConversationId(1),
+            seq: 1,
+            sender: "alice".into(),
+            client_msg_id: ClientMsgId([0; 16]),
+            sent_at_ms: 0,
+            kind: MessageKind::Image,
+            body: Some("cat.png".into()),
+            image_path: Some("/images/x-cat.png".into()),
+        };
+        assert_eq!(last_text(&m), "[image]");
     }
 }

@@ -148,6 +148,63 @@ fn users_chat_in_groups_and_directly_through_their_daemons() {
         (texts(&bob.history(&["--user", "alice"])) == ["psst, alice", "hi bob"]).then_some(())
     });
 
+    // The sidebar's list: groups and direct conversations, the most recent first, with
+    // unread counts and a preview of the newest message.
+    let news = alice
+        .json(&["send", "--group", "team", "team news"])
+        .remove(0);
+    let long = format!("{}{}", "é".repeat(70), "x".repeat(30));
+    let last = alice.json(&["send", "--user", "bob", &long]).remove(0);
+    let sidebar = eventually("bob to get both messages", PATIENCE, || {
+        let list = bob.conversations();
+        list.iter()
+            .all(|c| c["unread"] == 1)
+            .then_some(list)
+            .filter(|l| l.len() == 2)
+    });
+    let preview = format!("{}{}…", "é".repeat(70), "x".repeat(10));
+    assert_eq!(
+        sidebar,
+        vec![
+            json!({
+                "conversation": {"user": "alice"},
+                "members": ["alice", "bob"],
+                "epoch": 1,
+                "unread": 1,
+                "lastSeq": last["seq"],
+                "lastAt": last["sentAt"],
+                "lastText": preview,
+            }),
+            json!({
+                "conversation": {"group": "team"},
+                "members": ["alice", "bob", "carol"],
+                "epoch": 4,
+                "unread": 1,
+                "lastSeq": news["seq"],
+                "lastAt": news["sentAt"],
+                "lastText": "team news",
+            }),
+        ]
+    );
+    // Reading a conversation clears its unread count but not its place.
+    bob.history(&["--group", "team"]);
+    let sidebar = bob.conversations();
+    assert_eq!(sidebar[0]["conversation"], json!({"user": "alice"}));
+    assert_eq!(sidebar[0]["unread"], 1);
+    assert_eq!(sidebar[1]["conversation"], json!({"group": "team"}));
+    assert_eq!(sidebar[1]["unread"], 0);
+    // A newer message moves its conversation to the top.
+    bob.json(&["send", "--group", "team", "on my way"]);
+    let sidebar = bob.conversations();
+    assert_eq!(sidebar[0]["conversation"], json!({"group": "team"}));
+    assert_eq!(sidebar[0]["lastText"], "on my way");
+    assert_eq!(sidebar[0]["unread"], 0);
+    assert_eq!(sidebar[1]["conversation"], json!({"user": "alice"}));
+    // Carol is in the group only.
+    let carols = carol.conversations();
+    assert_eq!(carols.len(), 1);
+    assert_eq!(carols[0]["conversation"], json!({"group": "team"}));
+
     let status = alice.json(&["status"]).remove(0);
     assert_eq!(status["username"], "alice");
     assert_eq!(status["connected"], true);

@@ -289,6 +289,23 @@ impl Daemon {
         self.json(&args)
     }
 
+    /// The daemon's `conversations` (which `fastchatctl` has no command for), through the
+    /// typed client, as JSON.
+    pub fn conversations(&self) -> Vec<Value> {
+        use fastchat_api::FastChatApiClient;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let client = fastchat_api::connect(&self.socket).await.expect("connects");
+            let list = client.conversations().await.expect("conversations");
+            list.iter()
+                .map(|c| serde_json::to_value(c).expect("JSON"))
+                .collect()
+        })
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
