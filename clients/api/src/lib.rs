@@ -1,10 +1,12 @@
 //! The daemon's local API: the JSON-RPC method table ([`FastChatApi`]), the types its methods
-//! take and return, and the typed client every front end (CLI, desktop, tests) uses.
+//! take and return, and the typed client every front end (CLI, desktop, tests) uses, with
+//! [`autostart`] to start the profile's daemon when none runs.
 //!
 //! This is the one place the method table is declared: `fastchatd` implements the server half
 //! of the trait, front ends call the client half. Everything here is serializable and so
 //! part of an IPC boundary: fields are added, never renamed (see docs/interface.md).
 
+pub mod autostart;
 mod client;
 pub mod codes;
 pub mod paths;
