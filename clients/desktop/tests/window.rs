@@ -37,6 +37,19 @@ fn pane_texts(
     })
 }
 
+/// The group dialog, once it is open.
+fn group_dialog(
+    root: &gpui::Entity<fastchat_desktop::views::root::Root>,
+    cx: &mut TestAppContext,
+) -> gpui::Entity<fastchat_desktop::views::dialogs::GroupDialog> {
+    until(cx, "the group dialog", |cx| {
+        cx.read(|cx| match &root.read(cx).dialog {
+            Some(Dialog::Group(d)) => Some(d.clone()),
+            _ => None,
+        })
+    })
+}
+
 #[gpui::test]
 fn logging_in_typing_and_sending(cx: &mut TestAppContext) {
     let mut world = World::start();
@@ -236,12 +249,7 @@ fn the_group_dialog_creates_and_amends(cx: &mut TestAppContext) {
 
     // Create: Ctrl+N, a name and members as CSV, Enter.
     cx.dispatch_action(window.into(), NewGroup);
-    let dialog = until(cx, "the group dialog", |cx| {
-        cx.read(|cx| match &root.read(cx).dialog {
-            Some(Dialog::Group(d)) => Some(d.clone()),
-            _ => None,
-        })
-    });
+    let dialog = group_dialog(&root, cx);
     cx.simulate_input(window.into(), "ops");
     cx.simulate_keystrokes(window.into(), "enter");
     cx.simulate_input(window.into(), " bob, carol ,bob");
@@ -311,12 +319,7 @@ fn the_group_dialog_creates_and_amends(cx: &mut TestAppContext) {
 
     // An unknown member is an error shown in the dialog, which stays open.
     cx.dispatch_action(window.into(), NewGroup);
-    let dialog = until(cx, "the group dialog again", |cx| {
-        cx.read(|cx| match &root.read(cx).dialog {
-            Some(Dialog::Group(d)) => Some(d.clone()),
-            _ => None,
-        })
-    });
+    let dialog = group_dialog(&root, cx);
     cx.simulate_input(window.into(), "ghosts");
     cx.simulate_keystrokes(window.into(), "enter");
     cx.simulate_input(window.into(), "nobody-here");

@@ -96,6 +96,8 @@ impl Desktop {
             .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
             .env("XDG_DATA_HOME", self.dir.path().join("data"))
             .env("HOME", self.dir.path())
+            // No session bus: no file-picker portal, whatever the machine running the test has.
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .env_remove("FASTCHAT_PROFILE")
             .env_remove("FASTCHAT_SOCKET");
     }
@@ -282,6 +284,36 @@ fn a_message_sent_from_the_terminal_is_drawn_in_the_window() {
             .any(|l| l.contains("drew message") && l.contains(&id))
             .then_some(())
     });
+
+    // Send Image (Ctrl+O): with no file picker on this display, a field asks for the path;
+    // the image then reaches bob intact.
+    let png = desktop.dir.path().join("sent.png");
+    let mut picture = image::RgbImage::new(64, 48);
+    for (x, y, p) in picture.enumerate_pixels_mut() {
+        *p = image::Rgb([(x * 4) as u8, (y * 5) as u8, 200]);
+    }
+    picture.save(&png).unwrap();
+    let _ = desktop.xdotool(&["windowfocus", "--sync", &window]);
+    desktop.xdotool(&["key", "ctrl+o"]).expect("xdotool key");
+    eventually("the image path field", || {
+        log().contains("asking for the path").then_some(())
+    });
+    desktop
+        .xdotool(&["type", "--delay", "5", png.to_str().unwrap()])
+        .expect("xdotool type");
+    desktop.xdotool(&["key", "Return"]).expect("xdotool key");
+    let received = eventually("bob receiving the image", || {
+        let out = desktop.ctl("bob", &addr, &["--json", "history", "--group", "team"], "");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|m| m["imagePath"].as_str().map(PathBuf::from))
+    });
+    assert_eq!(
+        std::fs::read(&received).unwrap(),
+        std::fs::read(&png).unwrap(),
+        "the image bob got is the one picked"
+    );
 
     // And the window is not blank: a screenshot of it has the window's many colours (the
     // frame that drew the message may still be on its way to the screen: try until it is).

@@ -215,7 +215,10 @@ impl ChatView {
                     tracing::info!("no file picker ({e:#}); asking for the path");
                     this.ask_image_path(window, cx);
                 }
-                Err(_) => this.ask_image_path(window, cx),
+                Err(_) => {
+                    tracing::info!("no file picker (it went away); asking for the path");
+                    this.ask_image_path(window, cx);
+                }
             })
         })
         .detach();
