@@ -6,10 +6,10 @@
 mod support;
 
 use fastchat_api::{ConversationRef, FastChatApiClient, MessageKind};
+use fastchat_desktop::NewGroup;
 use fastchat_desktop::model::Phase;
 use fastchat_desktop::views::chat::{ChatEvent, Row};
 use fastchat_desktop::views::root::Dialog;
-use fastchat_desktop::{NewGroup, NextConversation};
 use gpui::TestAppContext;
 use support::{PASSWORD, World, root, until};
 
@@ -164,7 +164,7 @@ fn arrivals_update_the_pane_and_unread_counts_and_switching_reads_them(cx: &mut 
 
     // The shortcut moves to the next conversation (newest activity first: @bob is above
     // #team, so "next" from #team wraps around to @bob) and reads it.
-    cx.dispatch_action(window.into(), NextConversation);
+    cx.simulate_keystrokes(window.into(), "alt-down");
     until(cx, "@bob on screen", |cx| {
         (pane_texts(&window, cx) == ["psst"]).then_some(())
     });
@@ -248,7 +248,7 @@ fn the_group_dialog_creates_and_amends(cx: &mut TestAppContext) {
     });
 
     // Create: Ctrl+N, a name and members as CSV, Enter.
-    cx.dispatch_action(window.into(), NewGroup);
+    cx.simulate_keystrokes(window.into(), "ctrl-n");
     let dialog = group_dialog(&root, cx);
     cx.simulate_input(window.into(), "ops");
     cx.simulate_keystrokes(window.into(), "enter");
@@ -407,4 +407,96 @@ fn images_are_sent_and_shown(cx: &mut TestAppContext) {
     });
     drop(task);
     assert!(failure.to_lowercase().contains("image"), "{failure}");
+}
+
+#[gpui::test]
+fn safety_numbers_are_shown_and_verified_and_the_theme_switches(cx: &mut TestAppContext) {
+    let mut world = World::start();
+    let alice = world.user("alice");
+    let bob = world.user("bob");
+    world
+        .block(
+            bob.client
+                .send(ConversationRef::User("alice".into()), "hi".into()),
+        )
+        .unwrap();
+    let window = world.window(&alice, cx);
+    let root = root(&window, cx);
+    let session = cx.read(|cx| root.read(cx).session.clone());
+    until(cx, "the direct conversation on screen", |cx| {
+        cx.read(|cx| {
+            (session.read(cx).selected == Some(ConversationRef::User("bob".into()))).then_some(())
+        })
+    });
+
+    // Ctrl+K in a direct conversation: one's own number and the peer's, not yet verified.
+    cx.simulate_keystrokes(window.into(), "ctrl-k");
+    let keys = until(cx, "the keys dialog with both numbers", |cx| {
+        cx.read(|cx| match &root.read(cx).dialog {
+            Some(Dialog::Keys(k)) if k.read(cx).own.is_some() && k.read(cx).peer.is_some() => {
+                Some(k.clone())
+            }
+            _ => None,
+        })
+    });
+    let (own, peer) = cx.read(|cx| {
+        let k = keys.read(cx);
+        (k.own.clone().unwrap(), k.peer.clone().unwrap())
+    });
+    let alice_status = world.block(alice.client.status()).unwrap();
+    assert_eq!(Some(own.fingerprint), alice_status.fingerprint);
+    let bobs = world.block(bob.client.fingerprint(None)).unwrap();
+    assert_eq!(
+        (peer.username.as_str(), peer.fingerprint.as_str()),
+        ("bob", bobs.fingerprint.as_str())
+    );
+    assert!(!peer.verified);
+
+    // A wrong number is refused in place and verifies nothing.
+    cx.simulate_input(window.into(), "12345 67890");
+    cx.simulate_keystrokes(window.into(), "enter");
+    until(cx, "the refusal", |cx| {
+        cx.read(|cx| keys.read(cx).error.clone())
+    });
+    assert!(
+        !world
+            .block(alice.client.fingerprint(Some("bob".into())))
+            .unwrap()
+            .verified
+    );
+
+    // The number bob reads out verifies his key, in the dialog and in the daemon.
+    keys.update(cx, |k, cx| {
+        k.entered
+            .update(cx, |e, cx| e.set_text(bobs.fingerprint.clone(), cx))
+    });
+    cx.simulate_keystrokes(window.into(), "enter");
+    until(cx, "bob verified", |cx| {
+        cx.read(|cx| {
+            keys.read(cx)
+                .peer
+                .as_ref()
+                .is_some_and(|p| p.verified)
+                .then_some(())
+        })
+    });
+    assert!(
+        world
+            .block(alice.client.fingerprint(Some("bob".into())))
+            .unwrap()
+            .verified
+    );
+
+    // Escape closes the dialog; Ctrl+Shift+T switches to the dark theme and back.
+    cx.simulate_keystrokes(window.into(), "escape");
+    until(cx, "the dialog closed", |cx| {
+        cx.read(|cx| root.read(cx).dialog.is_none().then_some(()))
+    });
+    let appearance =
+        |cx: &mut TestAppContext| cx.read(|cx| fastchat_desktop::theme::Theme::get(cx).appearance);
+    assert_eq!(appearance(cx), fastchat_desktop::theme::Appearance::Light);
+    cx.simulate_keystrokes(window.into(), "ctrl-shift-t");
+    assert_eq!(appearance(cx), fastchat_desktop::theme::Appearance::Dark);
+    cx.simulate_keystrokes(window.into(), "ctrl-shift-t");
+    assert_eq!(appearance(cx), fastchat_desktop::theme::Appearance::Light);
 }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use fastchat_api::{ConversationRef, ConversationSummary, Message, MessageKind};
+use fastchat_api::{ConversationRef, ConversationSummary, Message, MessageKind, Status};
 use gpui::{
     AnyElement, App, AppContext, Context, Entity, EventEmitter, FocusHandle, Focusable, FontWeight,
     InteractiveElement, IntoElement, ListAlignment, ListScrollEvent, ListState, ObjectFit,
@@ -604,7 +604,12 @@ impl ChatView {
     fn render_status(&mut self, cx: &mut Context<Self>) -> impl IntoElement {
         let theme = Theme::get(cx).clone();
         let session = self.session.read(cx);
-        let (dot, line) = connection_line(session);
+        let (health, line) = connection_line(&session.phase, session.status.as_ref());
+        let dot = match health {
+            Health::Connected => theme.success,
+            Health::Waiting => theme.muted,
+            Health::Down => theme.danger,
+        };
         let warnings: Vec<String> = session
             .status
             .iter()
@@ -669,19 +674,27 @@ impl ChatView {
     }
 }
 
-/// The status bar's words for the connection, and the colour of its dot.
-fn connection_line(session: &Session) -> (gpui::Hsla, String) {
-    let ok = gpui::Hsla::from(gpui::rgb(0x22c55e));
-    let warn = gpui::Hsla::from(gpui::rgb(0xf59e0b));
-    let bad = gpui::Hsla::from(gpui::rgb(0xef4444));
-    if let Phase::Unreachable(reason) = &session.phase {
+/// How the connection stands, for the status bar's dot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Connected,
+    /// Connecting or reconnecting.
+    Waiting,
+    /// The daemon cannot be reached.
+    Down,
+}
+
+/// The status bar's words for the connection.
+#[must_use]
+pub fn connection_line(phase: &Phase, status: Option<&Status>) -> (Health, String) {
+    if let Phase::Unreachable(reason) = phase {
         return (
-            bad,
+            Health::Down,
             format!("fastchatd is not reachable ({reason}); retrying"),
         );
     }
-    let Some(status) = &session.status else {
-        return (warn, "Connecting to fastchatd…".to_owned());
+    let Some(status) = status else {
+        return (Health::Waiting, "Connecting to fastchatd…".to_owned());
     };
     let pending = match status.pending {
         0 => String::new(),
@@ -689,13 +702,16 @@ fn connection_line(session: &Session) -> (gpui::Hsla, String) {
     };
     match (&status.server, status.connected) {
         (Some(server), true) => (
-            ok,
+            Health::Connected,
             format!(
                 "Connected to {} ({}) · {}{pending}",
                 server.id, server.addr, status.strategy
             ),
         ),
-        _ => (warn, format!("Reconnecting ({}){pending}", status.strategy)),
+        _ => (
+            Health::Waiting,
+            format!("Reconnecting ({}){pending}", status.strategy),
+        ),
     }
 }
 
@@ -784,5 +800,55 @@ impl Render for ChatView {
                     .child(self.render_pane(window, cx)),
             )
             .child(self.render_status(cx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fastchat_api::ServerRef;
+
+    use super::*;
+
+    fn status(connected: bool, pending: u64) -> Status {
+        Status {
+            profile: "default".into(),
+            username: Some("alice".into()),
+            connected,
+            server: connected.then(|| ServerRef {
+                id: "server-2".into(),
+                addr: "127.0.0.1:7401".into(),
+            }),
+            strategy: "balancer".into(),
+            fingerprint: None,
+            unread: 0,
+            pending,
+            rejected: 0,
+            locked: false,
+        }
+    }
+
+    #[test]
+    fn the_status_bar_names_the_server_and_strategy_or_says_it_reconnects() {
+        let phase = Phase::LoggedIn {
+            username: "alice".into(),
+        };
+        assert_eq!(
+            connection_line(&phase, Some(&status(true, 0))),
+            (
+                Health::Connected,
+                "Connected to server-2 (127.0.0.1:7401) · balancer".to_owned()
+            )
+        );
+        assert_eq!(
+            connection_line(&phase, Some(&status(false, 3))),
+            (
+                Health::Waiting,
+                "Reconnecting (balancer) · 3 waiting to be sent".to_owned()
+            )
+        );
+        assert_eq!(connection_line(&phase, None).0, Health::Waiting);
+        let (health, line) = connection_line(&Phase::Unreachable("refused".into()), None);
+        assert_eq!(health, Health::Down);
+        assert_eq!(line, "fastchatd is not reachable (refused); retrying");
     }
 }
