@@ -9,7 +9,7 @@ use fastchat_api::{
     Account, ConversationRef, ConversationSummary, FastChatApiClient, FingerprintInfo, MemberInfo,
     Message, MessageKind, SendReceipt, Status, Verified, codes,
 };
-use gpui::{AsyncApp, Context, EventEmitter, Task, WeakEntity};
+use gpui::{AsyncApp, Context, EventEmitter, Subscription, Task, WeakEntity};
 
 use crate::backend::{ApiFailure, Backend, Feed};
 
@@ -112,6 +112,7 @@ pub struct Session {
     pub live: bool,
     _feed: Task<()>,
     _status: Task<()>,
+    _quit: Subscription,
 }
 
 impl EventEmitter<SessionEvent> for Session {}
@@ -136,6 +137,17 @@ impl Session {
                 cx.background_executor().timer(STATUS_EVERY).await;
             }
         });
+        // Once the window is gone nothing is on screen: the daemon notifies for everything.
+        let quit = cx.on_app_quit(|this, _| {
+            let clear = this
+                .backend
+                .call(|c| async move { c.set_focus(None).await });
+            async move {
+                if let Err(e) = clear.await {
+                    tracing::warn!("could not tell fastchatd the window closed: {e}");
+                }
+            }
+        });
         Session {
             backend,
             phase: Phase::Starting,
@@ -146,6 +158,7 @@ impl Session {
             live: false,
             _feed: feed_task,
             _status: status_task,
+            _quit: quit,
         }
     }
 

@@ -37,6 +37,17 @@ fn pane_texts(
     })
 }
 
+/// Alice and bob signed up, in a group `team` that alice made.
+fn alice_and_bob_in_team() -> (World, support::User, support::User) {
+    let mut world = World::start();
+    let alice = world.user("alice");
+    let bob = world.user("bob");
+    world
+        .block(alice.client.create_group("team".into(), vec!["bob".into()]))
+        .unwrap();
+    (world, alice, bob)
+}
+
 /// The group dialog, once it is open.
 fn group_dialog(
     root: &gpui::Entity<fastchat_desktop::views::root::Root>,
@@ -52,12 +63,7 @@ fn group_dialog(
 
 #[gpui::test]
 fn logging_in_typing_and_sending(cx: &mut TestAppContext) {
-    let mut world = World::start();
-    let alice = world.user("alice");
-    let bob = world.user("bob");
-    world
-        .block(alice.client.create_group("team".into(), vec!["bob".into()]))
-        .unwrap();
+    let (world, alice, bob) = alice_and_bob_in_team();
     world.block(alice.client.logout()).unwrap();
 
     let window = world.window(&alice, cx);
@@ -120,12 +126,7 @@ fn logging_in_typing_and_sending(cx: &mut TestAppContext) {
 
 #[gpui::test]
 fn arrivals_update_the_pane_and_unread_counts_and_switching_reads_them(cx: &mut TestAppContext) {
-    let mut world = World::start();
-    let alice = world.user("alice");
-    let bob = world.user("bob");
-    world
-        .block(alice.client.create_group("team".into(), vec!["bob".into()]))
-        .unwrap();
+    let (world, alice, bob) = alice_and_bob_in_team();
     world
         .block(bob.client.send(team(), "before the window".into()))
         .unwrap();
@@ -190,16 +191,28 @@ fn arrivals_update_the_pane_and_unread_counts_and_switching_reads_them(cx: &mut 
     });
     let status = world.block(alice.client.status()).unwrap();
     assert_eq!(status.unread, 0);
+
+    // Once the app quits nothing is on screen: a message to @bob counts as unread again.
+    cx.quit();
+    world
+        .block(
+            bob.client
+                .send(ConversationRef::User("alice".into()), "still there?".into()),
+        )
+        .unwrap();
+    until(
+        cx,
+        "the daemon counting the message after the window closed",
+        |_| {
+            let status = world.block(alice.client.status()).unwrap();
+            (status.unread == 1).then_some(())
+        },
+    );
 }
 
 #[gpui::test]
 fn older_history_loads_above(cx: &mut TestAppContext) {
-    let mut world = World::start();
-    let alice = world.user("alice");
-    let bob = world.user("bob");
-    world
-        .block(alice.client.create_group("team".into(), vec!["bob".into()]))
-        .unwrap();
+    let (world, alice, bob) = alice_and_bob_in_team();
     let total = fastchat_desktop::model::PAGE as usize + 20;
     for i in 0..total {
         world
@@ -233,13 +246,8 @@ fn older_history_loads_above(cx: &mut TestAppContext) {
 
 #[gpui::test]
 fn the_group_dialog_creates_and_amends(cx: &mut TestAppContext) {
-    let mut world = World::start();
-    let alice = world.user("alice");
-    let bob = world.user("bob");
+    let (mut world, alice, bob) = alice_and_bob_in_team();
     let _carol = world.user("carol");
-    world
-        .block(alice.client.create_group("team".into(), vec!["bob".into()]))
-        .unwrap();
     let window = world.window(&alice, cx);
     let root = root(&window, cx);
     let session = cx.read(|cx| root.read(cx).session.clone());
@@ -333,12 +341,7 @@ fn the_group_dialog_creates_and_amends(cx: &mut TestAppContext) {
 
 #[gpui::test]
 fn images_are_sent_and_shown(cx: &mut TestAppContext) {
-    let mut world = World::start();
-    let alice = world.user("alice");
-    let bob = world.user("bob");
-    world
-        .block(alice.client.create_group("team".into(), vec!["bob".into()]))
-        .unwrap();
+    let (world, alice, bob) = alice_and_bob_in_team();
     let png = world.dir.path().join("picture.png");
     let mut picture = image::RgbImage::new(320, 200);
     for (x, y, p) in picture.enumerate_pixels_mut() {
