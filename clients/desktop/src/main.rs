@@ -88,7 +88,7 @@ fn main() -> ExitCode {
         Box::pin(async move {
             fastchat_api::autostart::connect_or_start(&launch)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| with_causes(&e))
         })
     });
     let backend = Backend::new(runtime.handle().clone(), connector);
@@ -127,4 +127,16 @@ fn main() -> ExitCode {
         }
         None => ExitCode::SUCCESS,
     }
+}
+
+/// An error and its causes on one line ("cannot start fastchatd: No such file or directory").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
 }

@@ -688,10 +688,7 @@ pub enum Health {
 #[must_use]
 pub fn connection_line(phase: &Phase, status: Option<&Status>) -> (Health, String) {
     if let Phase::Unreachable(reason) = phase {
-        return (
-            Health::Down,
-            format!("fastchatd is not reachable ({reason}); retrying"),
-        );
+        return (Health::Down, format!("{reason}; retrying"));
     }
     let Some(status) = status else {
         return (Health::Waiting, "Connecting to fastchatd…".to_owned());
@@ -847,8 +844,9 @@ mod tests {
             )
         );
         assert_eq!(connection_line(&phase, None).0, Health::Waiting);
-        let (health, line) = connection_line(&Phase::Unreachable("refused".into()), None);
+        let reason = "fastchatd is not reachable: connection refused";
+        let (health, line) = connection_line(&Phase::Unreachable(reason.into()), None);
         assert_eq!(health, Health::Down);
-        assert_eq!(line, "fastchatd is not reachable (refused); retrying");
+        assert_eq!(line, format!("{reason}; retrying"));
     }
 }

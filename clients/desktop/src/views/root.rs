@@ -238,11 +238,7 @@ impl Render for Root {
                 if self.session.read(cx).status.is_some() {
                     self.chat.clone().into_any_element()
                 } else {
-                    splash(
-                        &format!("fastchatd is not reachable: {reason}. Retrying…"),
-                        &theme,
-                    )
-                    .into_any_element()
+                    splash(&format!("{reason}. Retrying…"), &theme).into_any_element()
                 }
             }
         };
