@@ -1,7 +1,7 @@
 //! Where a profile's socket and data live (the contract's defaults), shared by the daemon
 //! and every front end so they agree without talking.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The profile used when none is given: `$FASTCHAT_PROFILE`, else `default`.
 #[must_use]
@@ -21,6 +21,31 @@ pub fn valid_profile(profile: &str) -> bool {
         && profile
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+/// A profile as front ends take it (`--profile`, `FASTCHAT_PROFILE`): the name names files,
+/// so a bad one is a usage error rather than a daemon that cannot start; an empty one means
+/// the default, as it does for the daemon's paths.
+///
+/// # Errors
+/// What a valid profile looks like, when `profile` is not one.
+pub fn parse_profile(profile: &str) -> Result<String, String> {
+    if profile.is_empty() {
+        Ok(default_profile())
+    } else if valid_profile(profile) {
+        Ok(profile.to_owned())
+    } else {
+        Err("a profile is 1-64 letters, digits, `_`, `-` or `.`, not starting with `.`".into())
+    }
+}
+
+/// The socket a front end talks to: `socket` (`--socket`) unless it is empty, else the
+/// profile's default.
+#[must_use]
+pub fn socket_or_default(profile: &str, socket: Option<&Path>) -> PathBuf {
+    socket
+        .filter(|s| !s.as_os_str().is_empty())
+        .map_or_else(|| socket_path(profile), Path::to_path_buf)
 }
 
 /// The folder of the daemons' sockets: `$XDG_RUNTIME_DIR/fastchat`, else

@@ -27,7 +27,7 @@ pub struct Global {
         env = "FASTCHAT_PROFILE",
         default_value = "default",
         value_name = "NAME",
-        value_parser = parse_profile
+        value_parser = fastchat_api::paths::parse_profile
     )]
     pub profile: String,
     /// The daemon's socket [default: $XDG_RUNTIME_DIR/fastchat/<profile>.sock].
@@ -51,23 +51,7 @@ impl Global {
     /// The socket to talk to: `--socket`, else the profile's default.
     #[must_use]
     pub fn socket_path(&self) -> PathBuf {
-        self.socket
-            .clone()
-            .filter(|socket| !socket.as_os_str().is_empty())
-            .unwrap_or_else(|| fastchat_api::paths::socket_path(&self.profile))
-    }
-}
-
-/// The profile names files, so a bad one is a usage error rather than a daemon that cannot
-/// start. An empty one (`FASTCHAT_PROFILE=`) means the default, as it does for the daemon's
-/// paths.
-fn parse_profile(profile: &str) -> Result<String, String> {
-    if profile.is_empty() {
-        Ok(fastchat_api::paths::default_profile())
-    } else if fastchat_api::paths::valid_profile(profile) {
-        Ok(profile.to_owned())
-    } else {
-        Err("a profile is 1-64 letters, digits, `_`, `-` or `.`, not starting with `.`".into())
+        fastchat_api::paths::socket_or_default(&self.profile, self.socket.as_deref())
     }
 }
 

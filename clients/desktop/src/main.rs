@@ -23,7 +23,8 @@ struct Args {
         long,
         env = "FASTCHAT_PROFILE",
         default_value = "default",
-        value_name = "NAME"
+        value_name = "NAME",
+        value_parser = fastchat_api::paths::parse_profile
     )]
     profile: String,
     /// The daemon's socket [default: $XDG_RUNTIME_DIR/fastchat/<profile>.sock].
@@ -55,12 +56,6 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    if !fastchat_api::paths::valid_profile(&args.profile) {
-        eprintln!(
-            "error: a profile is 1-64 letters, digits, `_`, `-` or `.`, not starting with `.`"
-        );
-        return ExitCode::from(2);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("fastchat-rpc")
@@ -74,11 +69,7 @@ fn main() -> ExitCode {
         }
     };
     let launch = fastchat_api::autostart::Launch {
-        socket: args
-            .socket
-            .clone()
-            .filter(|s| !s.as_os_str().is_empty())
-            .unwrap_or_else(|| fastchat_api::paths::socket_path(&args.profile)),
+        socket: fastchat_api::paths::socket_or_default(&args.profile, args.socket.as_deref()),
         profile: args.profile.clone(),
         balancer: args.balancer.clone(),
         servers: args.servers.clone(),
