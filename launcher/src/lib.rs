@@ -9,9 +9,6 @@ use std::time::Duration;
 use anyhow::Context;
 use fastchat_balancer::{Balancer, Strategy};
 use fastchat_server::announce::{Announce, CpuMetric, announce};
-use fastchat_server::store::Store;
-use fastchat_server::store::postgres::PgStore;
-use fastchat_server::store::sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -75,19 +72,7 @@ impl Deployment {
                 .await
                 .with_context(|| format!("{id}: cannot listen on {listen}"))?;
             let addr = listener.local_addr()?;
-            let store: Arc<dyn Store> = if url.starts_with("postgres") {
-                Arc::new(
-                    PgStore::open(url)
-                        .await
-                        .context("cannot open the PostgreSQL database")?,
-                )
-            } else {
-                Arc::new(
-                    SqliteStore::open(url)
-                        .await
-                        .with_context(|| format!("cannot open {url}"))?,
-                )
-            };
+            let store = fastchat_server::cli::open_store(url).await?;
             let config = fastchat_server::Config {
                 server_id: id.clone(),
                 ..Default::default()

@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod announce;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod delivery;

@@ -1,15 +1,44 @@
 //! `fastchat-bench`: measures FastChat end to end over a matrix of server counts, client
-//! counts, message sizes and strategies. Each combination gets a fresh deployment (the
-//! launcher's balancer and servers, in this process) and simulated clients built on the
-//! real server link, sending envelopes really sealed (Fernet + RSA-PSS) before the timed
-//! phase; receivers time each message when it arrives. The results are a CSV row per
-//! combination and a Markdown report.
+//! counts, message sizes and strategies. Each combination gets a fresh fleet (a balancer in
+//! this process, each server a process of its own) and simulated clients built on the real
+//! server link, in this process or spread over worker processes, sending envelopes really
+//! sealed (Fernet + RSA-PSS) before the timed phase; receivers time each message when it
+//! arrives. Beside the matrix: baselines of what the machine allows (loopback TCP, a raw
+//! INSERT, INSERT+NOTIFY), an uneven-load scenario and a connection-capacity run. The
+//! outputs are a CSV row per combination, PNG plots and a Markdown report.
 
+pub mod baseline;
+pub mod capacity;
+pub mod clients;
+pub mod fleet;
+mod noise;
+mod plot;
 mod report;
 mod run;
+pub mod worker;
 
-pub use report::{write_csv, write_report};
-pub use run::{Combination, Load, Row, run_combination};
+pub use baseline::Baseline;
+pub use capacity::Capacity;
+pub use report::write_all;
+pub use run::{Combination, Load, Progress, Row, run_combination};
+
+/// Everything one run measured, for the outputs.
+#[derive(Debug, Clone, Default)]
+pub struct Findings {
+    /// The command line that made them.
+    pub command: String,
+    /// One per combination measured: the matrix (`scenario` `even`) and the uneven-load
+    /// scenario (`uneven`), in the order they ran.
+    pub rows: Vec<Row>,
+    /// Combinations planned: fewer rows than this means the run was interrupted.
+    pub planned: usize,
+    pub baselines: Vec<Baseline>,
+    pub capacity: Option<Capacity>,
+    /// Messages per second each client sends; `None`: as fast as acks allow.
+    pub rate: Option<f64>,
+    /// Busy clients on server 1 in the uneven scenario.
+    pub uneven_busy: Option<usize>,
+}
 
 use std::str::FromStr;
 

@@ -9,6 +9,8 @@ use fastchat_server::testing::TestDatabase;
 fn bench(out: &Path, extra: &[&str]) {
     let status = Command::new(env!("CARGO_BIN_EXE_fastchat-bench"))
         .args([
+            "--baseline-samples",
+            "20",
             "--clients",
             "3",
             "--sizes",
@@ -113,7 +115,7 @@ fn a_tiny_matrix_gives_one_sane_row_per_combination() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_servers_share_postgresql() {
+async fn postgresql_servers_uneven_load_and_capacity() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
@@ -127,7 +129,11 @@ async fn two_servers_share_postgresql() {
                 "--servers",
                 "2",
                 "--strategies",
-                "least-connections",
+                "least-connections,least-cpu",
+                "--uneven",
+                "8",
+                "--connections",
+                "300",
                 "--database-url",
                 &url,
             ],
@@ -135,10 +141,203 @@ async fn two_servers_share_postgresql() {
     })
     .await
     .expect("the bench ran");
+    let csv = read(dir.path(), "results.csv");
     let rows = rows(dir.path());
-    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows.len(),
+        6,
+        "2 sizes x 2 strategies, then 2 uneven: {csv}"
+    );
+    assert_eq!(
+        column(&csv, "scenario"),
+        ["even", "even", "even", "even", "uneven", "uneven"]
+    );
+    assert!(column(&csv, "database").iter().all(|d| d == "postgres"));
     for row in &rows {
-        assert_eq!(row[3], "least-connections");
         check(row, "2", number(row, 2));
     }
+    let baselines = read(dir.path(), "baselines.csv");
+    assert!(
+        baselines.contains("postgres-insert-notify,64,")
+            && baselines.contains("postgres-insert-notify,2048,"),
+        "{baselines}"
+    );
+    let report = read(dir.path(), "report.md");
+    assert!(report.contains("postgres-insert-notify"), "{report}");
+    let capacity = read(dir.path(), "capacity.csv");
+    assert_eq!(column(&capacity, "connections"), ["300"], "{capacity}");
+    let rss: f64 = column(&capacity, "rss_mib")[0].parse().expect("a number");
+    assert!(rss > 1.0 && rss < 2_000.0, "{capacity}");
+}
+
+fn read(out: &Path, name: &str) -> String {
+    std::fs::read_to_string(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A column of a CSV file, by its header.
+fn column(csv: &str, name: &str) -> Vec<String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let i = header
+        .iter()
+        .position(|h| *h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    lines
+        .map(|l| l.split(',').nth(i).expect("a full row").to_owned())
+        .collect()
+}
+
+#[test]
+fn baselines_and_plots_come_with_the_matrix() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    bench(dir.path(), &["--strategies", "round-robin"]);
+    let baselines = read(dir.path(), "baselines.csv");
+    let names = column(&baselines, "name");
+    let sizes = column(&baselines, "size");
+    for (name, size) in [
+        ("tcp", "64"),
+        ("tcp", "2048"),
+        ("sqlite-insert", "64"),
+        ("sqlite-insert", "2048"),
+    ] {
+        assert!(
+            names
+                .iter()
+                .zip(&sizes)
+                .any(|(n, s)| n == name && s == size),
+            "a {name} baseline at {size} B: {baselines}"
+        );
+    }
+    for p50 in column(&baselines, "p50_ms") {
+        let p50: f64 = p50.parse().expect("a number");
+        assert!(p50 > 0.0 && p50 < 1000.0, "{baselines}");
+    }
+    // Two sizes: latency and throughput against size are plotted.
+    let plots: Vec<_> = std::fs::read_dir(dir.path().join("plots"))
+        .expect("plots/")
+        .map(|e| e.expect("an entry").path())
+        .collect();
+    assert!(!plots.is_empty(), "at least one plot");
+    for plot in &plots {
+        let bytes = std::fs::read(plot).expect("a plot");
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 2_000,
+            "{} is a real PNG",
+            plot.display()
+        );
+        let name = plot
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            read(dir.path(), "report.md").contains(&format!("plots/{name}")),
+            "the report shows {name}"
+        );
+    }
+    let report = read(dir.path(), "report.md");
+    assert!(report.contains("sqlite-insert"), "baselines in the report");
+}
+
+#[test]
+fn clients_spread_over_processes_all_deliver() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = Command::new(env!("CARGO_BIN_EXE_fastchat-bench"))
+        .args(["--clients", "6", "--sizes", "512", "--messages", "5"])
+        .args(["--processes", "3", "--baseline-samples", "0", "--out"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .status()
+        .expect("fastchat-bench runs");
+    assert!(status.success(), "{status}");
+    let csv = read(dir.path(), "results.csv");
+    assert_eq!(column(&csv, "processes"), ["3"]);
+    assert_eq!(
+        column(&csv, "messages"),
+        ["30"],
+        "6 clients x 5, all delivered"
+    );
+    assert_eq!(column(&csv, "errors"), ["0"]);
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_reason() {
+    for (args, reason) in [
+        (&["--servers", "2"][..], "--database-url"),
+        (
+            &["--clients", "3", "--processes", "2"][..],
+            "at least 2 clients",
+        ),
+        (&["--rate", "0"][..], "positive"),
+        (&["--strategies", "fastest"][..], "not a strategy"),
+        (&["--uneven", "4"][..], "postgres"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_fastchat-bench"))
+            .args(args)
+            .arg("--out")
+            .arg(std::env::temp_dir().join("fastchat-bench-refused"))
+            .output()
+            .expect("fastchat-bench runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} is refused");
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_keeps_what_was_measured() {
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fastchat-bench"))
+        .args([
+            "--clients",
+            "2",
+            "--sizes",
+            "64,128,256,512,1024,2048,4096,8192",
+        ])
+        .args(["--messages", "20", "--baseline-samples", "0", "--out"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("fastchat-bench runs");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let measured = std::fs::read_to_string(dir.path().join("results.csv"))
+            .map(|csv| csv.lines().count() > 1)
+            .unwrap_or(false);
+        if measured {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no combination measured in 2 minutes"
+        );
+        assert!(
+            child.try_wait().expect("waits").is_none(),
+            "ended too early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let interrupt = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(interrupt.success());
+    let status = child.wait().expect("it exits");
+    assert!(
+        status.success(),
+        "an interrupted run still exits 0: {status}"
+    );
+    let rows = column(&read(dir.path(), "results.csv"), "size").len();
+    assert!(
+        (1..8).contains(&rows),
+        "some but not all combinations: {rows}"
+    );
+    let report = read(dir.path(), "report.md");
+    assert!(
+        report.contains(&format!("interrupted after {rows} of 8")),
+        "the report says so: {report}"
+    );
 }
