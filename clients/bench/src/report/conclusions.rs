@@ -104,12 +104,15 @@ fn trend(sweep: &Sweep<'_>, metric: &str, value: fn(&Row) -> f64, unit: &str) ->
     let how = if words.iter().all(|w| *w == words[0]) {
         format!("{} with every strategy", words[0])
     } else {
-        "changed differently with each strategy".into()
+        "moved by a different amount with each strategy".into()
+    };
+    let range = if format::ratio(least) == format::ratio(most) {
+        format!("{} with each", format::ratio(least))
+    } else {
+        format!("{} to {}", format::ratio(least), format::ratio(most))
     };
     Some(format!(
-        "{growth}), {metric} {how} ({} to {} from each strategy's first point to its last).",
-        format::ratio(least),
-        format::ratio(most)
+        "{growth}), {metric} {how} ({range}, from each strategy's first point to its last)."
     ))
 }
 
@@ -368,15 +371,15 @@ mod tests {
         assert!(
             said.contains(
                 &"As the client count grows from 10 to 100 (1 KiB, 1 server, postgres), p50 \
-                  latency changed differently with each strategy (1.02x to 3.00x from each \
-                  strategy's first point to its last)."
+                  latency moved by a different amount with each strategy (1.02x to 3.00x, from \
+                  each strategy's first point to its last)."
                     .to_owned()
             ),
             "{said:#?}"
         );
         assert!(
             said.iter().any(|s| s
-                .contains("delivered msg/s stayed within 10% with every strategy (1.00x to 1.00x")),
+                .contains("delivered msg/s stayed within 10% with every strategy (1.00x with each")),
             "{said:#?}"
         );
         assert!(conclusions(&rows, true)[0].starts_with("The run was interrupted"));
