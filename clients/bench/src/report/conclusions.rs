@@ -378,8 +378,9 @@ mod tests {
             "{said:#?}"
         );
         assert!(
-            said.iter().any(|s| s
-                .contains("delivered msg/s stayed within 10% with every strategy (1.00x with each")),
+            said.iter().any(|s| s.contains(
+                "delivered msg/s stayed within 10% with every strategy (1.00x with each"
+            )),
             "{said:#?}"
         );
         assert!(conclusions(&rows, true)[0].starts_with("The run was interrupted"));
