@@ -44,6 +44,8 @@ pub struct PgStore {
     feed: std::sync::Mutex<Option<mpsc::Receiver<Change>>>,
     notifier: std::sync::Mutex<Option<mpsc::UnboundedSender<String>>>,
     notifier_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Holds a pooled connection until it ends: `close` stops it before closing the pool.
+    listener_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl PgStore {
@@ -66,7 +68,7 @@ impl PgStore {
         let instance = rand::random();
         let (tx, rx) = mpsc::channel(1024);
         let listener = PgListener::connect_with(&pool).await?;
-        tokio::spawn(listen(listener, instance, tx));
+        let listener_task = tokio::spawn(listen(listener, instance, tx));
         let (notify_tx, notify_rx) = mpsc::unbounded_channel();
         let notifier_task = tokio::spawn(notifier(pool.clone(), notify_rx));
         Ok(PgStore {
@@ -75,6 +77,7 @@ impl PgStore {
             feed: std::sync::Mutex::new(Some(rx)),
             notifier: std::sync::Mutex::new(Some(notify_tx)),
             notifier_task: std::sync::Mutex::new(Some(notifier_task)),
+            listener_task: std::sync::Mutex::new(Some(listener_task)),
         })
     }
 
@@ -842,6 +845,17 @@ impl Store for PgStore {
     async fn close(&self) {
         // Let the notifier send what is queued, stop it, then close the pool.
         use std::sync::PoisonError;
+        // The listener holds a pooled connection for as long as it runs (whether or not
+        // anyone took the feed): closing the pool would wait for it forever.
+        let listener = self
+            .listener_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(listener) = listener {
+            listener.abort();
+            let _ = listener.await;
+        }
         drop(
             self.notifier
                 .lock()
@@ -962,5 +976,24 @@ mod tests {
         assert_eq!(parse("9 m 1", 9), None, "our own");
         assert_eq!(parse("garbage", 9), None);
         assert_eq!(parse("7 m x", 9), None);
+    }
+
+    /// A store closes whether its change feed was never taken (a tool, a benchmark) or is
+    /// still held: the listener's connection used to keep `pool.close()` waiting forever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closes_when_nobody_took_the_feed() {
+        let Some(db) = crate::testing::TestDatabase::create().await else {
+            return;
+        };
+        let store = PgStore::open(&db.url).await.expect("opens");
+        tokio::time::timeout(Duration::from_secs(10), store.close())
+            .await
+            .expect("close returns without the feed taken");
+        let taken = PgStore::open(&db.url).await.expect("opens again");
+        let feed = taken.changes().expect("a feed");
+        tokio::time::timeout(Duration::from_secs(10), taken.close())
+            .await
+            .expect("close returns with the feed still held");
+        drop(feed);
     }
 }
