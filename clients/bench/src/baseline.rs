@@ -52,6 +52,34 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// The longest one operation may take before the measurement is abandoned.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The versions a report should name: the compiler that built the bench, SQLite (bundled)
+/// and, for a PostgreSQL run, the server's. Ones that cannot be read are left out.
+pub async fn versions(database_url: Option<&str>) -> Vec<String> {
+    let mut versions = vec![env!("FASTCHAT_RUSTC_VERSION").to_owned()];
+    if let Ok(mut conn) = SqliteConnection::connect("sqlite::memory:").await {
+        if let Ok(v) = sqlx::query_scalar::<_, String>("SELECT sqlite_version()")
+            .fetch_one(&mut conn)
+            .await
+        {
+            versions.push(format!("SQLite {v}"));
+        }
+        let _ = conn.close().await;
+    }
+    if let Some(url) = database_url.filter(|u| u.starts_with("postgres"))
+        && let Ok(mut conn) = PgConnection::connect(url).await
+    {
+        if let Ok(v) = sqlx::query_scalar::<_, String>("SHOW server_version")
+            .fetch_one(&mut conn)
+            .await
+        {
+            versions.push(format!("PostgreSQL {v}"));
+        }
+        let _ = conn.close().await;
+    }
+    versions.retain(|v| !v.is_empty());
+    versions
+}
+
 /// Measures every baseline at every size: `samples` operations each, timed one at a time
 /// after a short warm-up. `tcp` and `sqlite-insert` always (SQLite files go in `scratch`);
 /// `postgres-insert-notify` only when `database_url` is a PostgreSQL URL, in a table and on
@@ -532,6 +560,24 @@ mod tests {
             assert!(0.0 < b.p50_ms && b.p50_ms <= b.p99_ms, "{b:?}");
             assert!(b.per_s > 0.0 && b.concurrency > 0, "{b:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn versions_name_the_compiler_and_the_databases() {
+        let local = versions(None).await;
+        assert!(local[0].starts_with("rustc "), "{local:?}");
+        assert!(
+            local.iter().any(|v| v.starts_with("SQLite 3.")),
+            "{local:?}"
+        );
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let with_pg = versions(Some(&db.url)).await;
+        assert!(
+            with_pg.iter().any(|v| v.starts_with("PostgreSQL ")),
+            "{with_pg:?}"
+        );
     }
 
     #[tokio::test]

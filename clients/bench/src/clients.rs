@@ -3,7 +3,7 @@
 //! phase. Client `i` sends to a group shared with client `i + 1`, so every message has one
 //! recipient, and both ends live in the same process: latency is timed on one clock.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,6 +56,9 @@ pub struct Partial {
     pub receiving_s: f64,
     pub seal_ms: f64,
     pub open_ms: f64,
+    /// Clients per server address.
+    #[serde(default)]
+    pub placement: BTreeMap<String, u64>,
 }
 
 impl Partial {
@@ -85,6 +88,9 @@ impl Partial {
         let share = weight / total_weight.max(1e-9);
         self.seal_ms += other.seal_ms * share;
         self.open_ms += other.open_ms * share;
+        for (addr, n) in &other.placement {
+            *self.placement.entry(addr.clone()).or_default() += n;
+        }
     }
 }
 
@@ -101,6 +107,8 @@ fn pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
 
 struct Client {
     name: String,
+    /// The server it connected to.
+    server: String,
     link: Link,
     pushes: Option<Pushes>,
     conversation: ConversationId,
@@ -174,6 +182,10 @@ impl Prepared {
     /// # Errors
     /// Only if the bookkeeping breaks (a poisoned lock); failed sends are counted.
     pub async fn run(mut self) -> anyhow::Result<Partial> {
+        let mut placement = BTreeMap::new();
+        for client in &self.clients {
+            *placement.entry(client.server.clone()).or_default() += 1;
+        }
         let sent_at: Arc<Mutex<HashMap<ClientMsgId, Instant>>> = Arc::default();
         let histogram = Arc::new(Mutex::new(new_histogram()));
         let (delivered, delivered_bytes) =
@@ -293,6 +305,7 @@ impl Prepared {
             receiving_s: receiving.as_secs_f64(),
             seal_ms: self.seal_ms,
             open_ms: self.open_ms,
+            placement,
         })
     }
 }
@@ -331,7 +344,7 @@ async fn connect_one(
     strategy: Strategy,
     name: &str,
     public_key: Bytes,
-) -> anyhow::Result<(Link, Pushes)> {
+) -> anyhow::Result<(String, Link, Pushes)> {
     let mut dialer = match strategy {
         Strategy::Balancer(_) => {
             Dialer::new(spec.servers.clone(), VIA_BALANCER, LinkConfig::new(""))
@@ -340,7 +353,7 @@ async fn connect_one(
         Strategy::Client(s) => Dialer::new(spec.servers.clone(), s, LinkConfig::new("")),
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let (_, link, pushes) = dialer.connect(None, deadline).await?;
+    let (server, link, pushes) = dialer.connect(None, deadline).await?;
     link.request(Signup {
         username: name.to_owned(),
         password: "bench password".into(),
@@ -348,7 +361,7 @@ async fn connect_one(
     })
     .await
     .with_context(|| format!("signing up {name}"))?;
-    Ok((link, pushes))
+    Ok((server, link, pushes))
 }
 
 async fn connect_clients(spec: &ClientSpec, identity: &Identity) -> anyhow::Result<Vec<Client>> {
@@ -361,15 +374,16 @@ async fn connect_clients(spec: &ClientSpec, identity: &Identity) -> anyhow::Resu
         let name = format!("{}u{i}", spec.tag);
         joins.spawn(async move {
             let _permit = permits.acquire_owned().await?;
-            let (link, pushes) = connect_one(&spec, strategy, &name, public_key).await?;
-            anyhow::Ok((i, name, link, pushes))
+            let (server, link, pushes) = connect_one(&spec, strategy, &name, public_key).await?;
+            anyhow::Ok((i, name, server, link, pushes))
         });
     }
     let mut clients: Vec<Option<Client>> = (0..spec.clients).map(|_| None).collect();
     while let Some(joined) = joins.join_next().await {
-        let (i, name, link, pushes) = joined.context("a client task")??;
+        let (i, name, server, link, pushes) = joined.context("a client task")??;
         clients[i] = Some(Client {
             name,
+            server,
             link,
             pushes: Some(pushes),
             conversation: ConversationId(0),
@@ -475,8 +489,20 @@ mod tests {
             seal_ms: 4.0,
             ..Partial::default()
         };
+        let first = Partial {
+            placement: BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 1)]),
+            ..first
+        };
+        let second = Partial {
+            placement: BTreeMap::from([("b".to_owned(), 3)]),
+            ..second
+        };
         total.merge(&first, 1.0, 2.0);
         total.merge(&second, 1.0, 2.0);
+        assert_eq!(
+            total.placement,
+            BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 4)])
+        );
         let h = total.histogram();
         assert_eq!(h.len(), 10);
         assert!(

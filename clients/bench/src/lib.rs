@@ -38,6 +38,8 @@ pub struct Findings {
     pub rate: Option<f64>,
     /// Busy clients on server 1 in the uneven scenario.
     pub uneven_busy: Option<usize>,
+    /// The compiler's and the databases' versions (FastChat's own is always given).
+    pub versions: Vec<String>,
 }
 
 use std::str::FromStr;

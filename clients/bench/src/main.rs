@@ -210,6 +210,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         planned: combinations.len(),
         rate: args.rate,
         uneven_busy: args.uneven,
+        versions: fastchat_bench::baseline::versions(args.database_url.as_deref()).await,
         ..Findings::default()
     };
     let stages = combinations.len()

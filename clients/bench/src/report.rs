@@ -19,7 +19,7 @@ use crate::{Baseline, Findings, Row, plot};
 /// The contract's columns, then ours. `tests/tiny.rs` reads the first ones by position.
 const RESULTS_HEADER: &str = "servers,clients,size,strategy,messages,p50_ms,p90_ms,p99_ms,\
 max_ms,out_msgs_per_s,in_msgs_per_s,out_bytes_per_s,in_bytes_per_s,errors,seal_ms,open_ms,\
-scenario,database,processes";
+scenario,database,processes,clients_per_server";
 
 const BASELINES_HEADER: &str = "name,size,samples,p50_ms,p99_ms,per_s,concurrency";
 
@@ -54,7 +54,7 @@ fn results_csv(rows: &[Row]) -> String {
         // Writing into a String cannot fail.
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.1},{:.0},{:.0},{},{:.3},{:.3},{},{},{}",
+            "{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.1},{:.1},{:.0},{:.0},{},{:.3},{:.3},{},{},{},{}",
             r.servers,
             r.clients,
             r.size,
@@ -74,6 +74,7 @@ fn results_csv(rows: &[Row]) -> String {
             r.scenario,
             r.database,
             r.processes,
+            r.clients_per_server,
         );
     }
     out
@@ -182,7 +183,7 @@ mod tests {
         assert_eq!(cells[..5], ["2", "10", "1024", "p2c", "100"]);
         assert_eq!(cells[5], "1.000");
         assert_eq!(cells[13], "0");
-        assert_eq!(cells[16..], ["uneven", "postgres", "3"]);
+        assert_eq!(cells[16..], ["uneven", "postgres", "3", "10"]);
         assert_eq!(lines.next(), None);
     }
 

@@ -59,6 +59,9 @@ pub struct Row {
     pub strategy: String,
     /// Client processes the clients were spread over.
     pub processes: usize,
+    /// How many clients each server had, in server order, e.g. `50/50`: where the strategy
+    /// put them.
+    pub clients_per_server: String,
     /// Messages delivered to their recipient.
     pub messages: u64,
     pub p50_ms: f64,
@@ -121,6 +124,7 @@ pub async fn run_combination(
         max_connections: 10_000.max(c.clients + c.noise.unwrap_or(0) + 64),
     })
     .await?;
+    let addrs = fleet.addrs();
     let result = async {
         fleet.wait_healthy(Duration::from_secs(30)).await?;
         let noise = match c.noise {
@@ -136,7 +140,7 @@ pub async fn run_combination(
     .await;
     fleet.stop().await;
     let partial = result?;
-    Ok(row(c, &database_url, &partial))
+    Ok(row(c, &database_url, &addrs, &partial))
 }
 
 /// The uneven scenario: `n` clients connected straight to server 1 keep it busy, and the
@@ -199,7 +203,7 @@ async fn measure(
     workers.run().await
 }
 
-fn row(c: &Combination, database_url: &str, p: &Partial) -> Row {
+fn row(c: &Combination, database_url: &str, addrs: &[String], p: &Partial) -> Row {
     let h = p.histogram();
     Row {
         scenario: if c.noise.is_some() { "uneven" } else { "even" }.into(),
@@ -214,6 +218,11 @@ fn row(c: &Combination, database_url: &str, p: &Partial) -> Row {
         size: c.size,
         strategy: c.strategy.name(),
         processes: c.processes.max(1),
+        clients_per_server: addrs
+            .iter()
+            .map(|a| p.placement.get(a).copied().unwrap_or(0).to_string())
+            .collect::<Vec<_>>()
+            .join("/"),
         messages: p.delivered,
         p50_ms: ms(h.value_at_quantile(0.5)),
         p90_ms: ms(h.value_at_quantile(0.9)),

@@ -108,7 +108,7 @@ fn a_tiny_matrix_gives_one_sane_row_per_combination() {
     let report = std::fs::read_to_string(dir.path().join("report.md")).expect("report.md");
     assert!(report.contains("| servers | clients | size | strategy |"));
     assert_eq!(
-        report.matches("| 1 | 3 |").count(),
+        report.matches("\n| 1 | 3 |").count(),
         4,
         "a table row per combination"
     );
@@ -153,6 +153,14 @@ async fn postgresql_servers_uneven_load_and_capacity() {
         ["even", "even", "even", "even", "uneven", "uneven"]
     );
     assert!(column(&csv, "database").iter().all(|d| d == "postgres"));
+    // Where each strategy put the 3 clients, over the 2 servers.
+    for placed in column(&csv, "clients_per_server") {
+        let counts: Vec<usize> = placed
+            .split('/')
+            .map(|n| n.parse().expect("a count"))
+            .collect();
+        assert_eq!((counts.len(), counts.iter().sum()), (2, 3), "{csv}");
+    }
     for row in &rows {
         check(row, "2", number(row, 2));
     }

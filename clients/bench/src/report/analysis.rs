@@ -415,6 +415,7 @@ pub(crate) mod fixtures {
             size,
             strategy: strategy.into(),
             processes: 1,
+            clients_per_server: format!("{clients}"),
             messages: 100,
             p50_ms: 1.0,
             p90_ms: 1.5,

@@ -63,6 +63,9 @@ fn header(out: &mut String, findings: &Findings, context: &Context) {
         env!("CARGO_PKG_VERSION"),
         context.now
     );
+    if !findings.versions.is_empty() {
+        let _ = writeln!(out, "- Versions: {}", findings.versions.join(", "));
+    }
     let rate = match findings.rate {
         Some(r) => format!("{r} msg/s per client"),
         None => "each client sends as fast as its acks allow".into(),
@@ -128,13 +131,13 @@ fn results(out: &mut String, rows: &[Row]) {
     out.push_str(
         "| servers | clients | size | strategy | messages | p50 ms | p90 ms | p99 ms | max ms \
          | out msg/s | in msg/s | out B/s | in B/s | errors | seal ms | open ms | scenario \
-         | database | processes |\n\
-         |---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|\n",
+         | database | processes | clients per server |\n\
+         |---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|\n",
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.servers,
             r.clients,
             format::size(r.size),
@@ -154,6 +157,7 @@ fn results(out: &mut String, rows: &[Row]) {
             r.scenario,
             r.database,
             r.processes,
+            r.clients_per_server,
         );
     }
 }
@@ -214,9 +218,11 @@ fn uneven(out: &mut String, rows: &[Row], busy: Option<usize>) {
         out,
         "\n## Uneven load\n\n\
          Server 1 kept busy by {} connected straight to it, while {} clients send \
-         {} messages through {} servers ({}), one line per strategy.\n\n\
-         | strategy | p50 ms | p90 ms | p99 ms | max ms | in msg/s | errors |\n\
-         |---|---:|---:|---:|---:|---:|---:|",
+         {} messages through {} servers ({}), one line per strategy; \
+         \"clients per server\" says where each strategy put the measured clients (server 1 \
+         first).\n\n\
+         | strategy | p50 ms | p90 ms | p99 ms | max ms | in msg/s | errors | clients per server |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|",
         busy.map_or_else(
             || "extra clients".to_owned(),
             |n| format!(
@@ -232,14 +238,15 @@ fn uneven(out: &mut String, rows: &[Row], busy: Option<usize>) {
     for r in &compared {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             r.strategy,
             format::ms(r.p50_ms),
             format::ms(r.p90_ms),
             format::ms(r.p99_ms),
             format::ms(r.max_ms),
             format::count(r.in_msgs_per_s),
-            r.errors
+            r.errors,
+            r.clients_per_server
         );
     }
     out.push('\n');
@@ -450,6 +457,7 @@ mod tests {
             }),
             rate: Some(50.0),
             uneven_busy: Some(20),
+            versions: vec!["rustc 1.95.0".into(), "PostgreSQL 15.19".into()],
         };
         let plots = [Plotted {
             file: "latency-vs-clients.png".into(),
@@ -459,13 +467,14 @@ mod tests {
         let report = render(&findings, &plots, &context());
         for needle in [
             "- Rate: 50 msg/s per client\n",
+            "- Versions: rustc 1.95.0, PostgreSQL 15.19\n",
             "- Combinations: all 4 combinations planned were measured\n",
             "| tcp | 1 KiB | 500 | 0.050 | 0.100 | 4,000 | 8 |",
             "| servers | clients | size | strategy |",
             // 1.5 ms against 0.5 ms, 12 against 1.0, 1.5 against TCP's 0.05, 1000/s of 4000/s.
             "| postgres | 1 KiB | 10 | 1 | round-robin | postgres-insert-notify 1 KiB | 1.50 | \
              3.00x | 12.0 | 12x | 30x | 0.25x |",
-            "| least-cpu | 1.00 | 1.50 | 15.0 | 3.00 | 1,000 | 0 |",
+            "| least-cpu | 1.00 | 1.50 | 15.0 | 3.00 | 1,000 | 0 | 50 |",
             "least-cpu beat round-robin: p99 15.0 ms against 30.0 ms (0.50x).",
             "That is 61.4 KiB per connection; at 10,000 connections, 620 MiB against the target \
              of 500 MiB: missed by 120 MiB.",
@@ -482,7 +491,7 @@ mod tests {
             assert!(report.contains(needle), "missing {needle:?} in\n{report}");
         }
         // The tiny matrix test counts the results table's rows by their first two cells.
-        assert_eq!(report.matches("| 1 | 10 |").count(), 1, "{report}");
+        assert_eq!(report.matches("\n| 1 | 10 |").count(), 1, "{report}");
     }
 
     #[test]
