@@ -258,7 +258,9 @@ impl Engine {
             Strategy::Client(s) => s,
             Strategy::Balancer => ClientStrategy::ClientRoundRobin,
         };
-        let dialer = Dialer::new(c.servers.clone(), fallback, self.0.template.clone());
+        // A random start spreads a team's daemons over the servers.
+        let dialer =
+            Dialer::new(c.servers.clone(), fallback, self.0.template.clone()).with_random_start();
         match (&c.balancer, c.strategy) {
             (Some(b), Strategy::Balancer) => dialer.with_balancer(b.clone()),
             _ => dialer,

@@ -350,7 +350,10 @@ async fn connect_one(
             Dialer::new(spec.servers.clone(), VIA_BALANCER, LinkConfig::new(""))
                 .with_balancer(spec.balancer.clone())
         }
-        Strategy::Client(s) => Dialer::new(spec.servers.clone(), s, LinkConfig::new("")),
+        // Each simulated client starts its round robin at a random server, as daemons do.
+        Strategy::Client(s) => {
+            Dialer::new(spec.servers.clone(), s, LinkConfig::new("")).with_random_start()
+        }
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let (server, link, pushes) = dialer.connect(None, deadline).await?;

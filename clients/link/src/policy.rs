@@ -165,6 +165,18 @@ impl Dialer {
         }
     }
 
+    /// Starts the client-side round robin at a random place in the list, so that many
+    /// clients spread over the servers instead of all starting on the first (each still
+    /// cycles through the list in order from there). Without it the order is the list's,
+    /// which tests and "prefer the first server" set-ups rely on.
+    #[must_use]
+    pub fn with_random_start(mut self) -> Dialer {
+        if !self.servers.is_empty() {
+            self.next = rand::rng().random_range(0..self.servers.len());
+        }
+        self
+    }
+
     #[must_use]
     pub fn with_backoff(mut self, backoff: Backoff) -> Dialer {
         self.backoff = backoff;
@@ -333,6 +345,33 @@ mod tests {
             Some("a"),
             "the only server is retried"
         );
+    }
+
+    #[test]
+    fn a_random_start_spreads_many_clients_and_each_still_cycles() {
+        let servers = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let mut first = std::collections::HashMap::<String, u32>::new();
+        for _ in 0..300 {
+            let mut d = Dialer::new(
+                servers.clone(),
+                ClientStrategy::ClientRoundRobin,
+                LinkConfig::new(""),
+            )
+            .with_random_start();
+            let picks: Vec<String> = (0..4).filter_map(|_| d.choose(None)).collect();
+            let start = servers.iter().position(|s| *s == picks[0]).expect("known");
+            let expected: Vec<&String> = (0..4).map(|k| &servers[(start + k) % 3]).collect();
+            assert_eq!(picks.iter().collect::<Vec<_>>(), expected, "in list order");
+            *first.entry(picks[0].clone()).or_default() += 1;
+        }
+        // 300 clients, 3 servers: each should be first for about 100 of them.
+        for s in &servers {
+            let n = first.get(s).copied().unwrap_or(0);
+            assert!(
+                n >= 50,
+                "{s} was first for only {n} of 300 clients: {first:?}"
+            );
+        }
     }
 
     #[test]
