@@ -310,15 +310,11 @@ impl Prepared {
     }
 }
 
-fn random_id() -> anyhow::Result<ClientMsgId> {
+/// A fresh random message id.
+pub(crate) fn random_id() -> anyhow::Result<ClientMsgId> {
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     Ok(ClientMsgId(id))
-}
-
-/// A fresh random message id.
-pub(crate) fn fresh_id() -> anyhow::Result<ClientMsgId> {
-    random_id()
 }
 
 /// A fresh id and the header of a text message from `client` to its group.

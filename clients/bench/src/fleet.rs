@@ -118,15 +118,6 @@ impl Fleet {
         Ok(fleet)
     }
 
-    /// The servers' ids and addresses, in order.
-    #[must_use]
-    pub fn servers(&self) -> Vec<(String, String)> {
-        self.servers
-            .iter()
-            .map(|s| (s.id.clone(), s.addr.clone()))
-            .collect()
-    }
-
     /// The servers' addresses, in order.
     #[must_use]
     pub fn addrs(&self) -> Vec<String> {

@@ -11,7 +11,7 @@ use fastchat_link::{Link, LinkConfig};
 use fastchat_proto::{CreateGroup, EpochMaterial, SendMessage, Signup};
 use tokio::task::JoinSet;
 
-use crate::clients::{fresh_id, go_live, header};
+use crate::clients::{go_live, header, random_id};
 
 /// Messages per second each busy client sends.
 pub const NOISE_RATE: f64 = 50.0;
@@ -66,7 +66,7 @@ impl Noise {
             go_live(link).await?;
             // One sealed envelope, sent again and again under fresh ids: the server only
             // sees ciphertext, so the work it does is the same.
-            let id = fresh_id()?;
+            let id = random_id()?;
             let sealed = Bytes::from(envelope::seal(
                 identity,
                 &key,
@@ -79,7 +79,7 @@ impl Noise {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    let Ok(client_msg_id) = fresh_id() else {
+                    let Ok(client_msg_id) = random_id() else {
                         return;
                     };
                     let sent = link
