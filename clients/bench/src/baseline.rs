@@ -29,6 +29,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
+use crate::{ms, per_second};
+
 /// One baseline at one payload size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
@@ -160,18 +162,6 @@ impl Latencies {
     }
 }
 
-fn ms(micros: u64) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
-    let v = micros as f64 / 1000.0;
-    v
-}
-
-fn per_second(count: u64, elapsed: Duration) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
-    let v = count as f64 / elapsed.as_secs_f64().max(1e-9);
-    v
-}
-
 /// `size` random bytes: envelopes are ciphertext, and compressible bytes would flatter
 /// PostgreSQL (it compresses large values).
 fn payload(size: usize) -> anyhow::Result<Vec<u8>> {
@@ -248,7 +238,7 @@ async fn tcp(size: usize, samples: u32) -> anyhow::Result<Baseline> {
         for _ in 0..samples {
             latencies.record(within("a round trip", round_trip(&mut stream)).await?);
         }
-        let per_s = per_second(u64::from(samples), start.elapsed());
+        let per_s = per_second(u64::from(samples), start.elapsed().as_secs_f64());
         Ok(latencies.baseline("tcp", size, per_s, 1))
     }
     .await;
@@ -332,7 +322,7 @@ async fn sqlite_insert(size: usize, scratch: &Path, samples: u32) -> anyhow::Res
         for _ in 0..samples {
             latencies.record(within("an INSERT", insert(&mut conn)).await?);
         }
-        let per_s = per_second(u64::from(samples), start.elapsed());
+        let per_s = per_second(u64::from(samples), start.elapsed().as_secs_f64());
         Ok(latencies.baseline("sqlite-insert", size, per_s, 1))
     }
     .await;
@@ -538,7 +528,7 @@ async fn postgres_rate(
     let elapsed = start.elapsed();
     match failure {
         Some(e) => Err(e),
-        None => Ok(per_second(stored, elapsed)),
+        None => Ok(per_second(stored, elapsed.as_secs_f64())),
     }
 }
 

@@ -88,10 +88,7 @@ impl Fleet {
                 .args(["--database-url", &plan.database_url])
                 .args(["--balancer", &fleet.balancer.addr.to_string()])
                 .args(["--max-connections", &plan.max_connections.to_string()])
-                .env(
-                    "RUST_LOG",
-                    std::env::var("RUST_LOG").unwrap_or("warn".into()),
-                )
+                .env("RUST_LOG", crate::child_log_filter())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .kill_on_drop(true)

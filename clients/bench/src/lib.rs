@@ -84,6 +84,26 @@ impl FromStr for Strategy {
     }
 }
 
+/// Microseconds (as histograms record them) to milliseconds, for reports.
+pub(crate) fn ms(micros: u64) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let v = micros as f64 / 1000.0;
+    v
+}
+
+/// `count` over `seconds`, per second.
+pub(crate) fn per_second(count: u64, seconds: f64) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let v = count as f64 / seconds.max(1e-9);
+    v
+}
+
+/// The log filter for the bench's child processes: the caller's `RUST_LOG`, else warnings
+/// only, so that servers and workers do not drown the progress lines.
+pub(crate) fn child_log_filter() -> String {
+    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into())
+}
+
 /// Parses `1,2,4`-style lists.
 ///
 /// # Errors

@@ -8,11 +8,11 @@ use fastchat_crypto::Identity;
 use fastchat_link::policy::ClientStrategy;
 use serde::{Deserialize, Serialize};
 
-use crate::Strategy;
 use crate::clients::{ClientSpec, Partial, Prepared};
 use crate::fleet::{Fleet, FleetPlan};
 use crate::noise::Noise;
 use crate::worker::Workers;
+use crate::{Strategy, ms, per_second};
 
 /// How much each client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -236,18 +236,6 @@ fn row(c: &Combination, database_url: &str, addrs: &[String], p: &Partial) -> Ro
         seal_ms: p.seal_ms,
         open_ms: p.open_ms,
     }
-}
-
-fn ms(micros: u64) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
-    let v = micros as f64 / 1000.0;
-    v
-}
-
-fn per_second(count: u64, seconds: f64) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
-    let v = count as f64 / seconds.max(1e-9);
-    v
 }
 
 /// The client-side strategy a named strategy stands for (balancer strategies connect

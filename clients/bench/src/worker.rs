@@ -86,10 +86,7 @@ impl Workers {
             let mut child = Command::new(&exe)
                 .arg(WORKER_COMMAND)
                 .arg(serde_json::to_string(&share)?)
-                .env(
-                    "RUST_LOG",
-                    std::env::var("RUST_LOG").unwrap_or("warn".into()),
-                )
+                .env("RUST_LOG", crate::child_log_filter())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .kill_on_drop(true)
